@@ -1,0 +1,119 @@
+// Philox4x32-10 counter-based random numbers, bit-identical to Sources/RefitCompute/Core/Philox.swift.
+// Element n of a stream is a pure function of (seed, n). The normal transform uses only + - * and bit
+// operations, whose IEEE results are the same on every device, and contraction into FMA is off here so
+// that the compiler cannot change a single rounding. (Native log, sqrt, sin and cos differ by device.)
+#pragma OPENCL FP_CONTRACT OFF
+
+inline uint4 philox4x32_10(uint4 c, uint k0, uint k1) {
+    for (int round = 0; round < 10; ++round) {
+        if (round > 0) { k0 += 0x9E3779B9u; k1 += 0xBB67AE85u; }
+        uint hi0 = mul_hi(0xD2511F53u, c.x), lo0 = 0xD2511F53u * c.x;
+        uint hi1 = mul_hi(0xCD9E8D57u, c.z), lo1 = 0xCD9E8D57u * c.z;
+        c = (uint4)(hi1 ^ c.y ^ k0, lo1, hi0 ^ c.w ^ k1, lo0);
+    }
+    return c;
+}
+
+// (floor(u / 2^8) + 1) * 2^-24, in (0, 1], exactly.
+inline float unit_interval(uint bits) { return (float)((bits >> 8) + 1u) * 0x1p-24f; }
+
+inline float exact_log(float u) {
+    uint bits = as_uint(u);
+    int exponent = (int)((bits >> 23) & 0xFFu) - 127;
+    float m = as_float((bits & 0x007FFFFFu) | 0x3F800000u);
+    if (m > 1.41421356f) { m = m * 0.5f; exponent += 1; }
+    float f = m - 1.0f;
+    float p = 6.544440985e-02f;
+    p = p * f + -1.178408414e-01f;
+    p = p * f + 1.206534430e-01f;
+    p = p * f + -1.240121126e-01f;
+    p = p * f + 1.418882459e-01f;
+    p = p * f + -1.666656137e-01f;
+    p = p * f + 2.000413537e-01f;
+    p = p * f + -2.500011921e-01f;
+    p = p * f + 3.333325982e-01f;
+    p = p * f + -4.999999702e-01f;
+    p = p * f + 1.0f;
+    p = p * f;
+    return (float)exponent * 0.693147182f + p;
+}
+
+inline float exact_sqrt(float x) {
+    if (x <= 0.0f) return 0.0f;
+    float r = as_float(0x5F3759DFu - (as_uint(x) >> 1));
+    float half_x = x * 0.5f;
+    r = r * (1.5f - half_x * r * r);
+    r = r * (1.5f - half_x * r * r);
+    r = r * (1.5f - half_x * r * r);
+    return x * r;
+}
+
+// (cos 2*pi*v, sin 2*pi*v) for v in [0, 1).
+inline float2 exact_cos_sin_2pi(float v) {
+    float scaled = v * 4.0f;
+    int quadrant = (int)scaled;
+    float d = (scaled - (float)quadrant) - 0.5f;
+    float c = -1.757220161e-05f;
+    c = c * d + -1.117116699e-04f;
+    c = c * d + 6.499454612e-04f;
+    c = c * d + 3.310066648e-03f;
+    c = c * d + -1.475269999e-02f;
+    c = c * d + -5.635114759e-02f;
+    c = c * d + 1.793714315e-01f;
+    c = c * d + 4.567655921e-01f;
+    c = c * d + -8.723580241e-01f;
+    c = c * d + -1.110720754e+00f;
+    c = c * d + 7.071067691e-01f;
+    float s = -1.757231257e-05f;
+    s = s * d + 1.117116335e-04f;
+    s = s * d + 6.499455194e-04f;
+    s = s * d + -3.310066648e-03f;
+    s = s * d + -1.475269999e-02f;
+    s = s * d + 5.635114759e-02f;
+    s = s * d + 1.793714315e-01f;
+    s = s * d + -4.567655921e-01f;
+    s = s * d + -8.723580241e-01f;
+    s = s * d + 1.110720754e+00f;
+    s = s * d + 7.071067691e-01f;
+    switch (quadrant & 3) {
+        case 0: return (float2)(c, s);
+        case 1: return (float2)(-s, c);
+        case 2: return (float2)(-c, -s);
+        default: return (float2)(s, -c);
+    }
+}
+
+inline float philox_uniform(ulong seed, ulong index) {
+    ulong block = index >> 2;
+    uint4 w = philox4x32_10((uint4)((uint)block, (uint)(block >> 32), 0u, 0u), (uint)seed, (uint)(seed >> 32));
+    uint lane = (uint)(index & 3);
+    uint word = lane == 0 ? w.x : lane == 1 ? w.y : lane == 2 ? w.z : w.w;
+    return unit_interval(word);
+}
+
+inline float philox_normal(ulong seed, ulong index) {
+    ulong pair = index >> 1;
+    uint4 w = philox4x32_10((uint4)((uint)pair, (uint)(pair >> 32), 1u, 0u), (uint)seed, (uint)(seed >> 32));
+    float radius = exact_sqrt(-2.0f * exact_log(unit_interval(w.x)));
+    float2 cs = exact_cos_sin_2pi((float)(w.y >> 8) * 0x1p-24f);
+    return radius * ((index & 1) == 0 ? cs.x : cs.y);
+}
+
+__kernel void fill_uniform(__global float* y, ulong seed, ulong offset, int n) {
+    int i = get_global_id(0);
+    if (i < n) y[i] = philox_uniform(seed, offset + (ulong)i);
+}
+
+__kernel void fill_normal(__global float* y, ulong seed, ulong offset, int n) {
+    int i = get_global_id(0);
+    if (i < n) y[i] = philox_normal(seed, offset + (ulong)i);
+}
+
+// Inverted dropout: keep when uniform >= p, scale kept entries by 1/(1-p).
+__kernel void dropout(__global const float* x, __global float* y, float p, float keepScale,
+                      ulong seed, ulong offset, int n) {
+    int i = get_global_id(0);
+    if (i < n) y[i] = philox_uniform(seed, offset + (ulong)i) >= p ? x[i] * keepScale : 0.0f;
+}
+
+#pragma OPENCL FP_CONTRACT ON

@@ -1,0 +1,345 @@
+import COpenCL
+
+/// The backend that runs Kernels/*.cl on one OpenCL device (an NVIDIA GPU, or a CPU through PoCL).
+///
+/// Launches go to one in-order queue and return at once; reads block. A failed enqueue is remembered and
+/// thrown by the next read or `synchronize()`, like CUDA's sticky errors, so operations need not throw.
+public final class OpenCLBackend: Backend, @unchecked Sendable {
+    let context: OpenCLContext
+    private var kernels: [String: cl_kernel] = [:]
+    private var pendingError: OpenCLError?
+
+    /// Builds every embedded kernel for `device`; a build failure throws with the compiler's log.
+    public init(device: OpenCLDeviceInfo) throws {
+        context = try OpenCLContext(device: device, buildOptions: "-cl-std=CL1.2")
+    }
+
+    deinit { for kernel in kernels.values { clReleaseKernel(kernel) } }
+
+    public var deviceInfo: OpenCLDeviceInfo { context.info }
+    public var deviceDescription: String { "OpenCL \(context.info.selector): \(context.info.description)" }
+    public var viewAlignment: Int { max(1, context.info.baseAddressAlignmentBytes / 4) }
+
+    // MARK: Launching
+
+    private func record(_ status: cl_int, _ call: @autoclosure () -> String) {
+        if status != CL_SUCCESS, pendingError == nil { pendingError = OpenCLError(call: call(), status: status) }
+    }
+
+    private func kernel(_ name: String) -> cl_kernel? {
+        if let kernel = kernels[name] { return kernel }
+        do {
+            let kernel = try context.makeKernel(name)
+            kernels[name] = kernel
+            return kernel
+        } catch let error as OpenCLError {
+            if pendingError == nil { pendingError = error }
+        } catch {}
+        return nil
+    }
+
+    @inline(__always) static func memory(_ t: Tensor) -> cl_mem {
+        guard let buffer = t.storage as? DeviceBuffer else { preconditionFailure("\(t) does not live on an OpenCL backend") }
+        return buffer.memory
+    }
+
+    /// Enqueues `name` over `global` work-items (rounded up to a multiple of `local` when given).
+    func launch(_ name: String, global: [Int], local: [Int]? = nil, _ arguments: [KernelArgument]) {
+        guard let kernel = kernel(name) else { return }
+        for (index, argument) in arguments.enumerated() {
+            let i = cl_uint(index)
+            let status: cl_int
+            switch argument {
+            case .buffer(let t):
+                var m: cl_mem? = Self.memory(t)
+                status = clSetKernelArg(kernel, i, MemoryLayout<cl_mem>.size, &m)
+            case .int(var v): status = clSetKernelArg(kernel, i, 4, &v)
+            case .uint(var v): status = clSetKernelArg(kernel, i, 4, &v)
+            case .ulong(var v): status = clSetKernelArg(kernel, i, 8, &v)
+            case .float(var v): status = clSetKernelArg(kernel, i, 4, &v)
+            case .local(let bytes): status = clSetKernelArg(kernel, i, bytes, nil)
+            }
+            record(status, "clSetKernelArg(\(name), \(index))")
+        }
+        if global.contains(0) { return }
+        var globalSize = global
+        if let local { for d in global.indices { globalSize[d] = (global[d] + local[d] - 1) / local[d] * local[d] } }
+        let status = globalSize.withUnsafeBufferPointer { g in
+            if var local { return clEnqueueNDRangeKernel(context.queue, kernel, cl_uint(g.count), nil, g.baseAddress, &local, 0, nil, nil) }
+            return clEnqueueNDRangeKernel(context.queue, kernel, cl_uint(g.count), nil, g.baseAddress, nil, 0, nil, nil)
+        }
+        record(status, "clEnqueueNDRangeKernel(\(name), global \(globalSize))")
+    }
+
+    // MARK: Memory
+
+    public func makeTensor(_ shape: [Int], _ elementType: ElementType) throws -> Tensor {
+        let bytes = max(shape.reduce(1, *), 1) * 4
+        var status: cl_int = 0
+        guard let memory = clCreateBuffer(context.context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status) else {
+            throw OpenCLError(call: "clCreateBuffer(\(bytes) bytes)", status: status)
+        }
+        let t = Tensor(shape: shape, elementType: elementType, storage: DeviceBuffer(memory: memory))
+        var zero: Float = 0
+        let fillStatus = clEnqueueFillBuffer(context.queue, memory, &zero, 4, 0, bytes, 0, nil, nil)
+        try OpenCLError.check(fillStatus, "clEnqueueFillBuffer(\(bytes) bytes)")
+        return t
+    }
+
+    public func view(_ parent: Tensor, offset: Int, shape: [Int]) -> Tensor {
+        let count = shape.reduce(1, *)
+        precondition(offset >= 0 && offset + count <= parent.count, "view out of bounds")
+        precondition(offset % viewAlignment == 0, "view offset \(offset) is not a multiple of \(viewAlignment) elements")
+        let parentBuffer = parent.storage as! DeviceBuffer
+        var region = cl_buffer_region(origin: offset * 4, size: max(count, 1) * 4)
+        var status: cl_int = 0
+        let memory = clCreateSubBuffer(parentBuffer.memory, cl_mem_flags(CL_MEM_READ_WRITE),
+                                       cl_buffer_create_type(CL_BUFFER_CREATE_TYPE_REGION), &region, &status)
+        guard let memory else { preconditionFailure("clCreateSubBuffer failed with \(OpenCLError.name(of: status))") }
+        return Tensor(shape: shape, elementType: parent.elementType, storage: DeviceBuffer(memory: memory, parent: parentBuffer))
+    }
+
+    // Transfers are blocking: a non-blocking write from a Swift array's temporary pointer would outlive it.
+    public func write(_ values: [Float], to tensor: Tensor) {
+        precondition(values.count == tensor.count && tensor.elementType == .float32, "writing \(values.count) floats into \(tensor)")
+        guard !values.isEmpty else { return }
+        record(values.withUnsafeBytes { clEnqueueWriteBuffer(context.queue, Self.memory(tensor), cl_bool(CL_TRUE), 0, $0.count, $0.baseAddress, 0, nil, nil) },
+               "clEnqueueWriteBuffer")
+    }
+
+    public func write(_ values: [Int32], to tensor: Tensor) {
+        precondition(values.count == tensor.count && tensor.elementType == .int32, "writing \(values.count) ints into \(tensor)")
+        guard !values.isEmpty else { return }
+        record(values.withUnsafeBytes { clEnqueueWriteBuffer(context.queue, Self.memory(tensor), cl_bool(CL_TRUE), 0, $0.count, $0.baseAddress, 0, nil, nil) },
+               "clEnqueueWriteBuffer")
+    }
+
+
+    public func readFloats(_ tensor: Tensor) throws -> [Float] {
+        precondition(tensor.elementType == .float32, "\(tensor) is not float32")
+        var values = [Float](repeating: 0, count: tensor.count)
+        if !values.isEmpty {
+            record(values.withUnsafeMutableBytes { clEnqueueReadBuffer(context.queue, Self.memory(tensor), cl_bool(CL_TRUE), 0, $0.count, $0.baseAddress, 0, nil, nil) },
+                   "clEnqueueReadBuffer")
+        }
+        try synchronize()
+        return values
+    }
+
+    public func readInt32s(_ tensor: Tensor) throws -> [Int32] {
+        precondition(tensor.elementType == .int32, "\(tensor) is not int32")
+        var values = [Int32](repeating: 0, count: tensor.count)
+        if !values.isEmpty {
+            record(values.withUnsafeMutableBytes { clEnqueueReadBuffer(context.queue, Self.memory(tensor), cl_bool(CL_TRUE), 0, $0.count, $0.baseAddress, 0, nil, nil) },
+                   "clEnqueueReadBuffer")
+        }
+        try synchronize()
+        return values
+    }
+
+    public func fill(_ tensor: Tensor, with value: Float) {
+        guard tensor.count > 0 else { return }
+        var pattern: UInt32 = tensor.elementType == .int32 ? UInt32(bitPattern: Int32(value)) : value.bitPattern
+        record(clEnqueueFillBuffer(context.queue, Self.memory(tensor), &pattern, 4, 0, tensor.byteCount, 0, nil, nil), "clEnqueueFillBuffer")
+    }
+
+    public func copy(_ source: Tensor, to destination: Tensor) {
+        precondition(source.count == destination.count && source.elementType == destination.elementType)
+        guard source.count > 0 else { return }
+        record(clEnqueueCopyBuffer(context.queue, Self.memory(source), Self.memory(destination), 0, 0, source.byteCount, 0, nil, nil),
+               "clEnqueueCopyBuffer")
+    }
+
+    public func synchronize() throws {
+        record(clFinish(context.queue), "clFinish")
+        if let error = pendingError {
+            pendingError = nil
+            throw error
+        }
+    }
+
+    // Linear layers: OpenCLBackend+Linear.swift
+
+    public func sumColumns(_ x: Tensor, into y: Tensor, beta: Float) {
+        precondition(y.count == x.columns)
+        launch("sum_columns", global: [x.columns], [.buffer(x), .buffer(y), .float(beta), .int(Int32(x.rows)), .int(Int32(x.columns))])
+    }
+
+    // MARK: Element-wise
+
+    private func sameCount(_ tensors: Tensor...) -> Int32 {
+        let n = tensors[0].count
+        for t in tensors { precondition(t.count == n, "element-wise shapes differ: \(tensors)") }
+        return Int32(n)
+    }
+
+    public func add(_ a: Tensor, _ b: Tensor, into c: Tensor) {
+        launch("add", global: [c.count], [.buffer(a), .buffer(b), .buffer(c), .int(sameCount(a, b, c))])
+    }
+
+    public func multiply(_ a: Tensor, _ b: Tensor, into c: Tensor) {
+        launch("multiply", global: [c.count], [.buffer(a), .buffer(b), .buffer(c), .int(sameCount(a, b, c))])
+    }
+
+    public func axpy(_ alpha: Float, _ x: Tensor, _ y: Tensor) {
+        launch("axpy", global: [y.count], [.float(alpha), .buffer(x), .buffer(y), .int(sameCount(x, y))])
+    }
+
+    public func scale(_ x: Tensor, by alpha: Float) {
+        launch("scale", global: [x.count], [.buffer(x), .float(alpha), .int(Int32(x.count))])
+    }
+
+    public func tanh(_ x: Tensor, into y: Tensor) {
+        launch("tanh_forward", global: [y.count], [.buffer(x), .buffer(y), .int(sameCount(x, y))])
+    }
+
+    public func dropout(_ x: Tensor, probability: Float, seed: UInt64, offset: UInt64, into y: Tensor) {
+        launch("dropout", global: [y.count], [
+            .buffer(x), .buffer(y), .float(probability), .float(1 / (1 - probability)), .ulong(seed), .ulong(offset),
+            .int(sameCount(x, y)),
+        ])
+    }
+
+    public func copyColumns(_ source: Tensor, sourceColumn: Int, into destination: Tensor, destinationColumn: Int, width: Int) {
+        precondition(source.rows == destination.rows, "copyColumns: row counts differ")
+        precondition(sourceColumn + width <= source.columns && destinationColumn + width <= destination.columns)
+        launch("copy_columns", global: [width, source.rows], [
+            .buffer(source), .int(Int32(source.columns)), .int(Int32(sourceColumn)),
+            .buffer(destination), .int(Int32(destination.columns)), .int(Int32(destinationColumn)),
+            .int(Int32(width)), .int(Int32(source.rows)),
+        ])
+    }
+
+    public func combineRows(_ x: Tensor, scaledBy xScale: Tensor, _ y: Tensor, scaledBy yScale: Tensor, into z: Tensor) {
+        precondition(xScale.count == z.rows && yScale.count == z.rows, "combineRows: one scale per row")
+        launch("combine_rows", global: [z.count], [
+            .buffer(x), .buffer(xScale), .buffer(y), .buffer(yScale), .buffer(z), .int(Int32(z.columns)), .int(sameCount(x, y, z)),
+        ])
+    }
+
+    // MARK: Reductions
+
+    public func sumRows(_ x: Tensor, into y: Tensor) {
+        precondition(y.count == x.rows)
+        launch("sum_rows", global: [x.rows], [.buffer(x), .buffer(y), .int(Int32(x.rows)), .int(Int32(x.columns))])
+    }
+
+    public func sum(_ x: Tensor, into result: Tensor) {
+        launch("reduce_total", global: [256], local: [256], [.buffer(x), .buffer(result), .int(Int32(x.count)), .int(0)])
+    }
+
+    public func sumOfSquares(_ x: Tensor, into result: Tensor) {
+        launch("reduce_total", global: [256], local: [256], [.buffer(x), .buffer(result), .int(Int32(x.count)), .int(1)])
+    }
+
+    public func logSoftmaxRows(_ x: Tensor, into y: Tensor) {
+        precondition(x.count == y.count)
+        launch("log_softmax_rows", global: [x.rows], [.buffer(x), .buffer(y), .int(Int32(x.rows)), .int(Int32(x.columns))])
+    }
+
+    // MARK: Random numbers
+
+    public func fillUniform(_ tensor: Tensor, seed: UInt64, offset: UInt64) {
+        launch("fill_uniform", global: [tensor.count], [.buffer(tensor), .ulong(seed), .ulong(offset), .int(Int32(tensor.count))])
+    }
+
+    public func fillNormal(_ tensor: Tensor, seed: UInt64, offset: UInt64) {
+        launch("fill_normal", global: [tensor.count], [.buffer(tensor), .ulong(seed), .ulong(offset), .int(Int32(tensor.count))])
+    }
+
+    // MARK: Diffusion
+
+    public func gather(_ table: Tensor, indices: Tensor, into y: Tensor) {
+        precondition(indices.count == y.count && indices.elementType == .int32)
+        launch("gather", global: [y.count], [.buffer(table), .buffer(indices), .buffer(y), .int(Int32(y.count))])
+    }
+
+    public func timestepEmbedding(_ timesteps: Tensor, into y: Tensor) {
+        precondition(y.rows == timesteps.count && y.columns % 2 == 0, "timestepEmbedding shapes")
+        launch("timestep_embedding", global: [y.columns / 2, y.rows], [
+            .buffer(timesteps), .buffer(y), .int(Int32(y.rows)), .int(Int32(y.columns)),
+        ])
+    }
+
+    public func gaussianLogProbability(_ x: Tensor, mean: Tensor, logStd: Tensor, into logp: Tensor) {
+        precondition(x.count == mean.count && logStd.count == x.rows && logp.count == x.rows)
+        launch("gaussian_log_probability", global: [x.rows], [
+            .buffer(x), .buffer(mean), .buffer(logStd), .buffer(logp), .int(Int32(x.rows)), .int(Int32(x.columns)),
+        ])
+    }
+
+    public func gaussianLogProbabilityBackward(_ x: Tensor, mean: Tensor, logStd: Tensor, dLogp: Tensor, into dMean: Tensor) {
+        launch("gaussian_log_probability_backward", global: [x.count], [
+            .buffer(x), .buffer(mean), .buffer(logStd), .buffer(dLogp), .buffer(dMean), .int(Int32(x.columns)),
+            .int(sameCount(x, mean, dMean)),
+        ])
+    }
+
+    public func squaredErrorRows(_ prediction: Tensor, _ target: Tensor, into loss: Tensor) {
+        precondition(prediction.count == target.count && loss.count == prediction.rows)
+        launch("squared_error_rows", global: [prediction.rows], [
+            .buffer(prediction), .buffer(target), .buffer(loss), .int(Int32(prediction.rows)), .int(Int32(prediction.columns)),
+        ])
+    }
+
+    public func squaredErrorBackward(_ prediction: Tensor, _ target: Tensor, rowWeights: Tensor, into dPrediction: Tensor) {
+        launch("squared_error_backward", global: [prediction.count], [
+            .buffer(prediction), .buffer(target), .buffer(rowWeights), .buffer(dPrediction), .int(Int32(prediction.columns)),
+            .int(sameCount(prediction, target, dPrediction)),
+        ])
+    }
+
+    // MARK: Optimisation
+
+    public func adamW(parameters: Tensor, gradients: Tensor, m: Tensor, v: Tensor, step: AdamWStep) {
+        let correction1 = 1 - Double(step.beta1).power(step.step)
+        let correction2 = 1 - Double(step.beta2).power(step.step)
+        launch("adamw", global: [parameters.count], [
+            .buffer(parameters), .buffer(gradients), .buffer(m), .buffer(v),
+            .float(step.learningRate), .float(step.beta1), .float(step.beta2), .float(step.epsilon), .float(step.weightDecay),
+            .float(Float(Double(step.learningRate) / correction1)), .float(Float(correction2.squareRoot())),
+            .int(sameCount(parameters, gradients, m, v)),
+        ])
+    }
+
+    // MARK: Ranking
+
+    public func densifyRows(_ matrix: DeviceCSR, rows: Tensor, into dense: Tensor) {
+        precondition(dense.rows == rows.count && dense.columns == matrix.columns, "densifyRows shapes")
+        fill(dense, with: 0)
+        launch("densify_rows", global: [rows.count], [
+            .buffer(matrix.rowPointers), .buffer(matrix.columnIndices), .buffer(rows), .buffer(dense),
+            .int(Int32(rows.count)), .int(Int32(dense.columns)),
+        ])
+    }
+
+    public func topK(_ scores: Tensor, k: Int, mask: RowMask?, indices: Tensor, values: Tensor) {
+        let (batch, n) = (scores.rows, scores.columns)
+        precondition(indices.rows == batch && indices.columns == k && values.rows == batch && values.columns == k, "topK shapes")
+        var kind: Int32 = 0
+        var (pointers, columns, maskRows, dense) = (indices, indices, indices, scores)
+        switch mask {
+        case .sparse(let matrix, let rows):
+            kind = 1
+            (pointers, columns, maskRows) = (matrix.rowPointers, matrix.columnIndices, rows)
+        case .dense(let m):
+            kind = 2
+            dense = m
+        case nil:
+            break
+        }
+        launch("top_k", global: [batch], [
+            .buffer(scores), .int(Int32(batch)), .int(Int32(n)), .int(Int32(k)), .int(kind),
+            .buffer(pointers), .buffer(columns), .buffer(maskRows), .buffer(dense), .buffer(indices), .buffer(values),
+        ])
+    }
+}
+
+extension Double {
+    /// `self` to a non-negative integer power, by repeated multiplication (exact for the small steps of Adam).
+    fileprivate func power(_ exponent: Int) -> Double {
+        var result = 1.0
+        for _ in 0..<max(exponent, 0) { result *= self }
+        return result
+    }
+}
