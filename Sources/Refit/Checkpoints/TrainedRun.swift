@@ -1,0 +1,24 @@
+import RefitCompute
+
+/// A finished run loaded back: its configuration, its dataset (checked against the fingerprint) and its model
+/// with the weights of `best.safetensors` (or another checkpoint file).
+public struct TrainedRun {
+    public let folder: RunFolder
+    public let configuration: RunConfiguration
+    public let dataset: InteractionDataset
+    public let model: DiffRecModel
+
+    public init(_ folder: RunFolder, backend: any Backend, weights: String = "best.safetensors") throws {
+        try folder.requireRun()
+        self.folder = folder
+        configuration = try folder.readJSON(RunConfiguration.self, from: "config.json")
+        dataset = try configuration.data.load()
+        guard dataset.fingerprint == configuration.dataFingerprint else {
+            throw CheckpointError.malformed(path: folder.file("config.json").path,
+                                            reason: "the data at \(configuration.data.path) no longer match the run (fingerprint differs)")
+        }
+        model = try DiffRecModel(backend: backend, settings: configuration.diffrec, items: dataset.itemCount)
+        let parameters = model.denoiser.parameters
+        try parameters.load(try folder.readTensors(weights), into: parameters.values)
+    }
+}

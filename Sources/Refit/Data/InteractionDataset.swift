@@ -1,0 +1,222 @@
+/// The data training uses: train, valid and test as binary matrices over the same users × items.
+public struct InteractionDataset: Sendable {
+    public let train: CSRMatrix
+    public let valid: CSRMatrix
+    public let test: CSRMatrix
+    /// Raw ids of the dense user and item indices.
+    public let userIDs: [String]
+    public let itemIDs: [String]
+    public let statistics: DatasetStatistics
+    /// FNV-1a 64 over the shape and the three CSR matrices, in hex: equal fingerprints mean identical splits,
+    /// so a run's config can prove which data it was trained on.
+    public let fingerprint: String
+
+    public var userCount: Int { userIDs.count }
+    public var itemCount: Int { itemIDs.count }
+
+    public func matrix(_ split: DataSplit) -> CSRMatrix {
+        switch split {
+        case .train: train
+        case .valid: valid
+        case .test: test
+        }
+    }
+
+    /// Filters the log (`options.minRating`, duplicates, `options.kCore`) and splits it: as shipped when the
+    /// rows carry their split, else per user by time when there are timestamps, else per user at random.
+    public init(log: InteractionLog, options: DatasetOptions = DatasetOptions()) throws {
+        let appliedMinRating = log.ratings == nil ? nil : options.minRating
+        let kept = log.filtered(minRating: appliedMinRating, kCore: options.kCore)
+        if kept.count == 0 {
+            var filters: [String] = []
+            if let r = appliedMinRating { filters.append("rating ≥ \(r.formattedRating)") }
+            if let k = options.kCore { filters.append("\(k)-core") }
+            throw DataError.emptyDataset(source: log.source,
+                                         reason: filters.isEmpty ? "to split" : "after the filters (\(filters.joined(separator: ", ")))")
+        }
+
+        var rows: [DataSplit: [[Int32]]] = [:]
+        for split in DataSplit.allCases { rows[split] = Array(repeating: [], count: kept.userCount) }
+        var trainOnlyUsers = 0
+        let method: String
+        let (offsets, ordered) = kept.rowsByUser()
+        if let shipped = kept.splits {
+            method = "as shipped"
+            for row in 0..<kept.count { rows[shipped[row]]![Int(kept.users[row])].append(kept.items[row]) }
+        } else {
+            method = kept.timestamps != nil ? "chronological per user \(options.splitRatios)"
+                                            : "random per user \(options.splitRatios), seed \(options.seed)"
+            var random = SplitMix64(seed: options.seed)
+            for u in 0..<kept.userCount {
+                var items = ordered[offsets[u]..<offsets[u + 1]].map { kept.items[$0] }
+                if items.count < options.minInteractionsToSplit {
+                    trainOnlyUsers += 1
+                    rows[.train]![u] = items
+                    continue
+                }
+                if kept.timestamps == nil { random.shuffle(&items) }
+                let n = options.splitRatios.counts(items.count)
+                rows[.train]![u] = Array(items[..<n.train])
+                rows[.valid]![u] = Array(items[n.train..<(n.train + n.valid)])
+                rows[.test]![u] = Array(items[(n.train + n.valid)...])
+            }
+        }
+        let matrices = rows.mapValues { CSRMatrix(columnCount: kept.itemCount, rows: $0) }
+        let (train, valid, test) = (matrices[.train]!, matrices[.valid]!, matrices[.test]!)
+        (self.train, self.valid, self.test) = (train, valid, test)
+        userIDs = kept.userIDs
+        itemIDs = kept.itemIDs
+        fingerprint = Self.fingerprint(of: [train, valid, test])
+        statistics = DatasetStatistics(
+            source: log.source, format: log.format,
+            rowsRead: log.count, usersRead: log.userCount, itemsRead: log.itemCount,
+            hasRatings: log.ratings != nil, hasTimestamps: log.timestamps != nil,
+            minRating: appliedMinRating, kCore: options.kCore,
+            users: kept.userCount, items: kept.itemCount,
+            trainInteractions: train.nonzeroCount, validInteractions: valid.nonzeroCount, testInteractions: test.nonzeroCount,
+            interactionsPerUser: Self.perUserSummary(train, valid, test), trainOnlyUsers: trainOnlyUsers,
+            minInteractionsToSplit: options.minInteractionsToSplit, splitMethod: method)
+    }
+
+    /// Wraps splits made elsewhere (a file written by `refit data split`, a test's hand-made matrices).
+    public init(train: CSRMatrix, valid: CSRMatrix, test: CSRMatrix, userIDs: [String], itemIDs: [String],
+                source: String, format: DataFormat) {
+        precondition([valid, test].allSatisfy { $0.rowCount == train.rowCount && $0.columnCount == train.columnCount })
+        precondition(userIDs.count == train.rowCount && itemIDs.count == train.columnCount)
+        (self.train, self.valid, self.test, self.userIDs, self.itemIDs) = (train, valid, test, userIDs, itemIDs)
+        fingerprint = Self.fingerprint(of: [train, valid, test])
+        let total = train.nonzeroCount + valid.nonzeroCount + test.nonzeroCount
+        statistics = DatasetStatistics(
+            source: source, format: format, rowsRead: total, usersRead: train.rowCount, itemsRead: train.columnCount,
+            hasRatings: false, hasTimestamps: false, minRating: nil, kCore: nil,
+            users: train.rowCount, items: train.columnCount,
+            trainInteractions: train.nonzeroCount, validInteractions: valid.nonzeroCount, testInteractions: test.nonzeroCount,
+            interactionsPerUser: Self.perUserSummary(train, valid, test), trainOnlyUsers: 0, minInteractionsToSplit: 0, splitMethod: "as given")
+    }
+
+    private static func perUserSummary(_ train: CSRMatrix, _ valid: CSRMatrix, _ test: CSRMatrix) -> CountSummary {
+        CountSummary((0..<train.rowCount).map { train.rowLength($0) + valid.rowLength($0) + test.rowLength($0) })
+    }
+
+    private static func fingerprint(of matrices: [CSRMatrix]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ value: Int32) {
+            var v = UInt32(bitPattern: value)
+            for _ in 0..<4 {
+                hash = (hash ^ UInt64(v & 0xFF)) &* 0x0000_0100_0000_01B3
+                v >>= 8
+            }
+        }
+        for m in matrices {
+            mix(Int32(m.rowCount))
+            mix(Int32(m.columnCount))
+            m.rowPointers.forEach(mix)
+            m.columns.forEach(mix)
+        }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// The statistics as a few aligned lines, for `refit data stats` and the start of every run.
+    public func describe() -> String {
+        let s = statistics
+        var read = "\(s.rowsRead.grouped) rows, \(s.usersRead.grouped) users, \(s.itemsRead.grouped) items"
+        read += s.hasRatings ? ", with ratings" : ", no ratings"
+        read += s.hasTimestamps ? ", with timestamps" : ", no timestamps"
+        var filters: [String] = []
+        if let r = s.minRating { filters.append("rating ≥ \(r.formattedRating)") }
+        filters.append("duplicates removed")
+        if let k = s.kCore { filters.append("\(k)-core") }
+        var lines = [
+            ("data", "\(s.source) (\(s.format))"),
+            ("read", read),
+            ("kept", "\(s.users.grouped) users, \(s.items.grouped) items, \(s.interactions.grouped) interactions, density \(percent(s.density)) (\(filters.joined(separator: ", ")))"),
+            ("split", "\(s.splitMethod): train \(s.trainInteractions.grouped), valid \(s.validInteractions.grouped), test \(s.testInteractions.grouped)"),
+            ("per user", "min \(s.interactionsPerUser.min.grouped), median \(s.interactionsPerUser.median.formattedMedian), max \(s.interactionsPerUser.max.grouped) interactions"),
+        ]
+        if s.trainOnlyUsers > 0 {
+            lines.append(("", "\(s.trainOnlyUsers.grouped) users with fewer than \(s.minInteractionsToSplit) interactions are in train only"))
+        }
+        lines.append(("fingerprint", fingerprint))
+        let width = lines.map(\.0.count).max()!
+        return lines.map { $0.0.padding(width) + "  " + $0.1 }.joined(separator: "\n")
+    }
+
+    private func percent(_ fraction: Double) -> String {
+        let scaled = (fraction * 100_000).rounded() / 1000
+        return "\(scaled)%"
+    }
+}
+
+/// What was read, what was kept, and how it was split.
+public struct DatasetStatistics: Sendable, Equatable, Codable {
+    public var source: String
+    public var format: DataFormat
+    /// Rows in the input (ratings, for rating files) before any filter, and the distinct users and items in them.
+    public var rowsRead: Int
+    public var usersRead: Int
+    public var itemsRead: Int
+    public var hasRatings: Bool
+    public var hasTimestamps: Bool
+    /// The rating threshold that was applied; nil when none was (no ratings, or all rows kept).
+    public var minRating: Float?
+    public var kCore: Int?
+    /// Users and items after filtering: the dimensions of the matrices.
+    public var users: Int
+    public var items: Int
+    public var trainInteractions: Int
+    public var validInteractions: Int
+    public var testInteractions: Int
+    /// Interactions per user over all three splits.
+    public var interactionsPerUser: CountSummary
+    /// Users with fewer than `minInteractionsToSplit` interactions, kept in train only.
+    public var trainOnlyUsers: Int
+    public var minInteractionsToSplit: Int
+    public var splitMethod: String
+
+    public var interactions: Int { trainInteractions + validInteractions + testInteractions }
+    public var density: Double { users * items == 0 ? 0 : Double(interactions) / Double(users * items) }
+}
+
+public struct CountSummary: Sendable, Equatable, Codable {
+    public var min: Int
+    public var median: Double
+    public var max: Int
+
+    public init(_ values: [Int]) {
+        let sorted = values.sorted()
+        guard let first = sorted.first, let last = sorted.last else {
+            (min, median, max) = (0, 0, 0)
+            return
+        }
+        let mid = sorted.count / 2
+        (min, max) = (first, last)
+        median = sorted.count % 2 == 1 ? Double(sorted[mid]) : Double(sorted[mid - 1] + sorted[mid]) / 2
+    }
+}
+
+private extension Int {
+    /// 1234567 → "1,234,567", independent of locale.
+    var grouped: String {
+        let digits = String(magnitude)
+        var result = ""
+        for (i, d) in digits.enumerated() {
+            if i > 0 && (digits.count - i) % 3 == 0 { result.append(",") }
+            result.append(d)
+        }
+        return self < 0 ? "-" + result : result
+    }
+}
+
+private extension Float {
+    /// 4 → "4", 3.5 → "3.5".
+    var formattedRating: String { self == rounded() ? String(Int(self)) : "\(self)" }
+}
+
+private extension Double {
+    var formattedMedian: String { self == rounded() ? Int(self).grouped : "\(self)" }
+}
+
+private extension String {
+    func padding(_ width: Int) -> String { self + String(repeating: " ", count: width - count) }
+}

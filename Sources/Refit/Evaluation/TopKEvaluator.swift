@@ -1,0 +1,83 @@
+import RefitCompute
+
+/// Which held-out split an evaluation scores.
+public enum EvaluationSplit: String, Codable, Sendable, CaseIterable {
+    case valid
+    case test
+}
+
+/// A CSR matrix uploaded to a backend.
+extension DeviceCSR {
+    public init(_ matrix: CSRMatrix, on backend: any Backend) throws {
+        self.init(rowPointers: try backend.tensor(matrix.rowPointers, shape: [matrix.rowCount + 1]),
+                  columnIndices: try backend.tensor(matrix.columns.isEmpty ? [0] : matrix.columns, shape: [max(matrix.columns.count, 1)]),
+                  rows: matrix.rowCount, columns: matrix.columnCount)
+    }
+}
+
+extension CSRMatrix {
+    /// The entry-wise union of two matrices of the same shape (train + valid: the test-time mask).
+    public func union(_ other: CSRMatrix) -> CSRMatrix {
+        precondition(rowCount == other.rowCount && columnCount == other.columnCount, "union of differently shaped matrices")
+        return CSRMatrix(columnCount: columnCount, rows: (0..<rowCount).map { Array(Set(row($0)).union(other.row($0))).sorted() })
+    }
+}
+
+/// Full-ranking evaluation on the device: for each batch of users the model scores every item, seen items are
+/// masked, the device selects the top K, and only those K indices per user come back to the host.
+///
+/// The mask follows DiffRec: training items when validating; training and validation items when testing.
+public final class TopKEvaluator: @unchecked Sendable {
+    public let backend: any Backend
+    public let dataset: InteractionDataset
+    public let batchSize: Int
+    public let cutoffs: [Int]
+    let trainRows: DeviceCSR
+    let testMask: DeviceCSR
+    private var buffers: [Int: (users: Tensor, input: Tensor, indices: Tensor, values: Tensor)] = [:]
+
+    public init(backend: any Backend, dataset: InteractionDataset, batchSize: Int = 400, cutoffs: [Int] = [10, 20, 50, 100]) throws {
+        self.backend = backend
+        self.dataset = dataset
+        self.batchSize = batchSize
+        self.cutoffs = cutoffs
+        trainRows = try DeviceCSR(dataset.train, on: backend)
+        testMask = try DeviceCSR(dataset.train.union(dataset.valid), on: backend)
+    }
+
+    /// The device CSR of the training matrix (model inputs are its dense rows).
+    public var trainMatrix: DeviceCSR { trainRows }
+
+    private func batchBuffers(_ rows: Int) throws -> (users: Tensor, input: Tensor, indices: Tensor, values: Tensor) {
+        if let b = buffers[rows] { return b }
+        let k = cutoffs.max()!
+        let b = (try backend.makeTensor([rows], .int32), try backend.makeTensor([rows, dataset.itemCount], .float32),
+                 try backend.makeTensor([rows, k], .int32), try backend.makeTensor([rows, k], .float32))
+        buffers[rows] = b
+        return b
+    }
+
+    /// Scores every user. `score(users, input)` gets the batch's user indices (int32, B) and their dense training
+    /// rows (B, I) and returns scores (B, I); it may overwrite `input`.
+    public func evaluate(_ split: EvaluationSplit, score: (Tensor, Tensor) throws -> Tensor) throws -> RankingMetrics {
+        let truth = split == .valid ? dataset.valid : dataset.test
+        let mask = split == .valid ? trainRows : testMask
+        let k = cutoffs.max()!
+        var metrics = RankingMetrics(cutoffs: cutoffs)
+        var start = 0
+        while start < dataset.userCount {
+            let rows = min(batchSize, dataset.userCount - start)
+            let b = try batchBuffers(rows)
+            backend.write((start..<(start + rows)).map { Int32($0) }, to: b.users)
+            backend.densifyRows(trainRows, rows: b.users, into: b.input)
+            let scores = try score(b.users, b.input)
+            backend.topK(scores, k: k, mask: .sparse(mask, rows: b.users), indices: b.indices, values: b.values)
+            let top = try backend.readInt32s(b.indices)
+            for r in 0..<rows {
+                metrics.add(ranked: top[(r * k)..<((r + 1) * k)], groundTruth: Set(truth.row(start + r)))
+            }
+            start += rows
+        }
+        return metrics
+    }
+}

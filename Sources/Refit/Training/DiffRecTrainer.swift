@@ -1,0 +1,207 @@
+import Foundation
+import RefitCompute
+
+/// What `--resume` needs beyond the weights and moments: saved as `state.json` after every epoch.
+public struct PretrainState: Codable, Sendable {
+    public var epoch = 0
+    public var optimizerStep = 0
+    public var bestEpoch = 0
+    public var bestValidRecall20 = -1.0
+    public var sampler: TimestepSampler
+    /// Validation and test metrics at the best epoch, as `metrics.jsonl` keys.
+    public var bestValid: [String: Double] = [:]
+    public var bestTest: [String: Double] = [:]
+}
+
+/// Receives progress: one call per finished batch (for a live bar) and one line per event.
+public protocol TrainingObserver: AnyObject {
+    func batchFinished(epoch: Int, batch: Int, of batches: Int)
+    func log(_ line: String)
+}
+
+/// DiffRec pre-training (DESIGN §3): importance-sampled timesteps, SNR reweighting, AdamW, evaluation on
+/// validation every `evalEvery` epochs, the best epoch by validation Recall@20, early stop after `patience`.
+///
+/// Every random draw is a pure function of (seed, epoch, step), so a resumed run continues bit-identically on
+/// the CPU reference (and identically up to kernel rounding on OpenCL).
+public final class DiffRecTrainer {
+    public let model: DiffRecModel
+    public let dataset: InteractionDataset
+    public let evaluator: TopKEvaluator
+    public let run: RunFolder
+    public private(set) var state: PretrainState
+    weak var observer: TrainingObserver?
+    let settings: DiffRecSettings
+    let backend: any Backend
+    let random: HostRandom
+    private var batchBuffers: [Int: BatchBuffers] = [:]
+    private let scalar: Tensor
+
+    final class BatchBuffers {
+        let users, timesteps: Tensor
+        let x0, noise, xt, dOutput: Tensor
+        let lossRows, rowWeights: Tensor
+        init(_ backend: any Backend, rows: Int, items: Int) throws {
+            users = try backend.makeTensor([rows], .int32)
+            timesteps = try backend.makeTensor([rows], .int32)
+            x0 = try backend.makeTensor([rows, items], .float32)
+            noise = try backend.makeTensor([rows, items], .float32)
+            xt = try backend.makeTensor([rows, items], .float32)
+            dOutput = try backend.makeTensor([rows, items], .float32)
+            lossRows = try backend.makeTensor([rows], .float32)
+            rowWeights = try backend.makeTensor([rows], .float32)
+        }
+    }
+
+    public init(model: DiffRecModel, dataset: InteractionDataset, evaluator: TopKEvaluator, run: RunFolder,
+                state: PretrainState? = nil, observer: TrainingObserver? = nil) throws {
+        self.model = model
+        self.dataset = dataset
+        self.evaluator = evaluator
+        self.run = run
+        self.observer = observer
+        settings = model.settings
+        backend = model.backend
+        random = HostRandom(seed: settings.seed, stream: 1)
+        self.state = state ?? PretrainState(sampler: TimestepSampler(steps: settings.steps))
+        model.denoiser.parameters.step = self.state.optimizerStep
+        scalar = try backend.makeTensor([1], .float32)
+    }
+
+    private func buffers(_ rows: Int) throws -> BatchBuffers {
+        if let b = batchBuffers[rows] { return b }
+        let b = try BatchBuffers(backend, rows: rows, items: dataset.itemCount)
+        batchBuffers[rows] = b
+        return b
+    }
+
+    /// Users with at least one training interaction: DiffRec trains on every row of its matrix; an empty row
+    /// teaches only "recommend nothing", so such users are left out of training (they are still evaluated).
+    lazy var trainingUsers: [Int] = (0..<dataset.userCount).filter { dataset.train.rowLength($0) > 0 }
+
+    /// One pass over the training users. Returns the mean loss.
+    public func trainEpoch() throws -> Double {
+        let epoch = state.epoch + 1
+        let order = random.permutation(trainingUsers.count, round: UInt64(epoch)).map { trainingUsers[$0] }
+        let items = dataset.itemCount
+        let parameters = model.denoiser.parameters
+        let batches = (order.count + settings.batchSize - 1) / settings.batchSize
+        var lossSum = 0.0
+        let weights = model.diffusion.schedule.reweightingWeights
+        for batch in 0..<batches {
+            let users = order[(batch * settings.batchSize)..<min(order.count, (batch + 1) * settings.batchSize)]
+            let b = try buffers(users.count)
+            let step = UInt64(state.optimizerStep)
+            backend.write(users.map { Int32($0) }, to: b.users)
+            backend.densifyRows(evaluator.trainMatrix, rows: b.users, into: b.x0)
+            let (timesteps, scaledProbabilities) = state.sampler.sample(users.count, random: random, position: step << 20)
+            backend.write(timesteps, to: b.timesteps)
+            let lossWeights = timesteps.map { settings.reweight ? weights[Int($0)] : 1 }
+            backend.write(zip(lossWeights, scaledProbabilities).map { Float($0 / $1 / Double(users.count)) }, to: b.rowWeights)
+            // Noise and dropout streams are addressed by the optimiser step: replayable from any checkpoint.
+            let streamOffset = step * UInt64(settings.batchSize * items)
+            backend.fillNormal(b.noise, seed: settings.seed ^ 0x4E4F_4953_4500, offset: streamOffset)
+            try model.diffusion.qSample(b.x0, timesteps: b.timesteps, noise: b.noise, into: b.xt)
+            let output = try model.denoiser.forward(b.xt, timesteps: b.timesteps, training: true,
+                                                    dropoutSeed: settings.seed ^ 0x4452_4F50, dropoutOffset: streamOffset)
+            let target = settings.meanType == .x0 ? b.x0 : b.noise
+            backend.squaredErrorRows(output, target, into: b.lossRows)
+            backend.squaredErrorBackward(output, target, rowWeights: b.rowWeights, into: b.dOutput)
+            parameters.zeroGradients()
+            try model.denoiser.backward(dOutput: b.dOutput)
+            try parameters.applyAdamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay,
+                                      maxGradientNorm: nil, scratch: scalar)
+            state.optimizerStep = parameters.step
+            let mse = try backend.readFloats(b.lossRows).map(Double.init)
+            let weighted = zip(mse, lossWeights).map { $0 * $1 }
+            state.sampler.record(steps: timesteps, losses: weighted)
+            lossSum += zip(weighted, scaledProbabilities).map { $0 / $1 }.reduce(0, +) / Double(users.count)
+            observer?.batchFinished(epoch: epoch, batch: batch + 1, of: batches)
+        }
+        state.epoch = epoch
+        return lossSum / Double(max(batches, 1))
+    }
+
+    /// Evaluates the current weights on one split.
+    public func evaluate(_ split: EvaluationSplit) throws -> RankingMetrics {
+        try evaluator.evaluate(split) { _, input in try model.scores(input) }
+    }
+
+    /// Trains until `epochs` or early stopping, writing metrics and checkpoints. Returns the final state.
+    @discardableResult
+    public func train() throws -> PretrainState {
+        while state.epoch < settings.epochs {
+            if state.bestEpoch > 0 && state.epoch - state.bestEpoch >= settings.patience {
+                observer?.log("early stop: no better validation Recall@20 in \(settings.patience) epochs since epoch \(state.bestEpoch)")
+                break
+            }
+            let started = Date()
+            let loss = try trainEpoch()
+            let seconds = Date().timeIntervalSince(started)
+            let usersPerSecond = Double(trainingUsers.count) / seconds
+            try run.appendMetrics([("kind", .string("epoch")), ("epoch", .integer(state.epoch)), ("loss", .number(loss)),
+                                   ("seconds", .number(seconds)), ("users_per_second", .number(usersPerSecond))])
+            var line = String(format: "epoch %3d  loss %.6f  %.2f s  %.0f users/s", state.epoch, loss, seconds, usersPerSecond)
+            if state.epoch % settings.evalEvery == 0 || state.epoch == settings.epochs {
+                let valid = try timedEvaluation(.valid)
+                let test = try timedEvaluation(.test)
+                let recall = valid.metrics.recall(at: 20)
+                line += String(format: "  valid R@20 %.4f N@20 %.4f (%.1f s)  test R@20 %.4f N@20 %.4f",
+                               recall, valid.metrics.ndcg(at: 20), valid.seconds, test.metrics.recall(at: 20), test.metrics.ndcg(at: 20))
+                if recall > state.bestValidRecall20 {
+                    state.bestValidRecall20 = recall
+                    state.bestEpoch = state.epoch
+                    state.bestValid = Dictionary(uniqueKeysWithValues: valid.metrics.values.map { ($0.key, $0.value) })
+                    state.bestTest = Dictionary(uniqueKeysWithValues: test.metrics.values.map { ($0.key, $0.value) })
+                    try saveWeights(to: "best.safetensors")
+                    line += "  *best"
+                }
+            }
+            try saveCheckpoint()
+            observer?.log(line)
+        }
+        return state
+    }
+
+    private func timedEvaluation(_ split: EvaluationSplit) throws -> (metrics: RankingMetrics, seconds: Double) {
+        let started = Date()
+        let metrics = try evaluate(split)
+        let seconds = Date().timeIntervalSince(started)
+        try run.appendMetrics([("kind", .string("eval")), ("epoch", .integer(state.epoch)), ("split", .string(split.rawValue)),
+                               ("seconds", .number(seconds))] + metrics.values.map { ($0.key, .number($0.value)) })
+        return (metrics, seconds)
+    }
+
+    func saveWeights(to name: String) throws {
+        let parameters = model.denoiser.parameters
+        try run.writeTensors(try parameters.namedTensors(of: parameters.values), to: name,
+                             metadata: ["format": "pt", "model": "diffrec", "epoch": String(state.epoch)])
+    }
+
+    /// last.safetensors, the optimizer moments and state.json: everything `--resume` reads.
+    func saveCheckpoint() throws {
+        let parameters = model.denoiser.parameters
+        try saveWeights(to: "last.safetensors")
+        let m = try parameters.namedTensors(of: parameters.firstMoments).map { ("exp_avg.\($0.name)", $0.shape, $0.values) }
+        let v = try parameters.namedTensors(of: parameters.secondMoments).map { ("exp_avg_sq.\($0.name)", $0.shape, $0.values) }
+        try run.writeTensors(m + v, to: "optimizer.safetensors")
+        try run.writeJSON(state, to: "state.json")
+    }
+
+    /// Restores weights, moments and state from a run folder written by `saveCheckpoint`.
+    public static func restore(model: DiffRecModel, from run: RunFolder) throws -> PretrainState {
+        let parameters = model.denoiser.parameters
+        try parameters.load(try run.readTensors("last.safetensors"), into: parameters.values)
+        let optimizer = try run.readTensors("optimizer.safetensors")
+        func moments(_ prefix: String) -> [String: (shape: [Int], values: [Float])] {
+            Dictionary(uniqueKeysWithValues: optimizer.compactMap { key, value in
+                key.hasPrefix(prefix) ? (String(key.dropFirst(prefix.count)), value) : nil
+            })
+        }
+        try parameters.load(moments("exp_avg."), into: parameters.firstMoments)
+        try parameters.load(moments("exp_avg_sq."), into: parameters.secondMoments)
+        let state = try run.readJSON(PretrainState.self, from: "state.json")
+        parameters.step = state.optimizerStep
+        return state
+    }
+}

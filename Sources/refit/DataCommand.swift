@@ -1,0 +1,126 @@
+import ArgumentParser
+import Foundation
+import Refit
+
+extension DataFormat: ExpressibleByArgument {}
+
+/// The options that choose a dataset and shape it into splits. Every command that loads data takes them
+/// with `@OptionGroup`, so `--data`, `--min-rating`, `--k-core` … mean the same everywhere.
+/// The seed is not here: each command has one `--seed` that drives everything, data included.
+struct DataOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("A ratings file, a DiffRec split folder, or builtin:demo (default: builtin:demo).", valueName: "path"))
+    var data: String = "builtin:demo"
+
+    @Option(help: ArgumentHelp("Input format: \(DataFormat.allCases.map(\.rawValue).joined(separator: ", ")) (default: auto, from the name and first line).", valueName: "format"))
+    var format: DataFormat = .auto
+
+    @Option(name: .customLong("min-rating"),
+            help: ArgumentHelp("Keep ratings ≥ R as interactions; 'none' keeps all rows (default: 4; ignored when the data have no ratings).", valueName: "R"))
+    var minRating: String?
+
+    @Option(name: .customLong("k-core"),
+            help: ArgumentHelp("Keep only users and items with at least N interactions, repeated to a fixed point (default: off).", valueName: "N"))
+    var kCore: Int?
+
+    @Option(help: ArgumentHelp("Per-user TRAIN,VALID,TEST fractions; chronological with timestamps, random otherwise; DiffRec folders keep their own (default: 0.8,0.1,0.1).", valueName: "fractions"))
+    var split: String?
+
+    @Option(help: ArgumentHelp("Text files: the user, item, rating and time columns, by 0-based index or header name, e.g. user=0,item=1,rating=2,time=3 (default: from the header names, else 0,1,2,3).", valueName: "spec"))
+    var columns: String?
+
+    @Option(help: ArgumentHelp("Text files: the field separator: tab, comma, space, '::' or any string (default: detected from the first line).", valueName: "sep"))
+    var separator: String?
+
+    @Flag(inversion: .prefixedNo, help: "Text files: whether the first line is a header (default: detected).")
+    var header: Bool?
+
+    /// What `DatasetLoader.load` needs, with `seed` driving the random split and built-in data.
+    func loaderArguments(seed: UInt64) throws -> (path: String, format: DataFormat, options: DatasetOptions) {
+        var options = DatasetOptions()
+        options.seed = seed
+        if let minRating {
+            if ["none", "all", "off"].contains(minRating.lowercased()) {
+                options.minRating = nil
+            } else if let value = Float(minRating), value.isFinite {
+                options.minRating = value
+            } else {
+                throw DataError.badOption("--min-rating '\(minRating)' is not a number or 'none'")
+            }
+        }
+        if let kCore {
+            guard kCore >= 1 else { throw DataError.badOption("--k-core \(kCore) must be at least 1") }
+            options.kCore = kCore
+        }
+        if let split { options.splitRatios = try SplitRatios(parsing: split) }
+        if let columns { options.columns = try ColumnMapping(parsing: columns) }
+        if let separator {
+            guard !separator.isEmpty else { throw DataError.badOption("--separator must not be empty") }
+            let named = ["tab": "\t", "\\t": "\t", "comma": ",", "space": " ", "semicolon": ";", "pipe": "|"]
+            options.separator = named[separator.lowercased()] ?? separator
+        }
+        options.hasHeader = header
+        return (data, format, options)
+    }
+
+    func loadDataset(seed: UInt64) throws -> InteractionDataset {
+        let arguments = try loaderArguments(seed: seed)
+        return try DatasetLoader.load(path: arguments.path, format: arguments.format, options: arguments.options)
+    }
+}
+
+struct DataCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data",
+        abstract: "Inspect datasets and write reusable splits.",
+        subcommands: [Stats.self, Split.self]
+    )
+
+    struct Stats: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print what a dataset holds: users, items, interactions per split, density, interactions per user.")
+
+        @OptionGroup var dataOptions: DataOptions
+
+        @Option(help: "Seed of the random split and of built-in data (default: 2024).")
+        var seed: UInt64 = 2024
+
+        @Flag(help: "Print the statistics and fingerprint as JSON.")
+        var json = false
+
+        func run() async throws {
+            let dataset = try dataOptions.loadDataset(seed: seed)
+            if json {
+                struct Report: Encodable { var statistics: DatasetStatistics; var fingerprint: String }
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                let text = try encoder.encode(Report(statistics: dataset.statistics, fingerprint: dataset.fingerprint))
+                print(String(decoding: text, as: UTF8.self))
+            } else {
+                print(dataset.describe())
+            }
+        }
+    }
+
+    struct Split: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a dataset's split as DiffRec .npy files (train_list.npy, valid_list.npy, test_list.npy) plus user_ids.tsv and item_ids.tsv.")
+
+        @OptionGroup var dataOptions: DataOptions
+
+        @Option(help: "Seed of the random split and of built-in data (default: 2024).")
+        var seed: UInt64 = 2024
+
+        @Option(help: ArgumentHelp("The folder to create (required).", valueName: "dir"))
+        var out: String
+
+        @Flag(help: "Replace the folder if it exists (default: refuse).")
+        var force = false
+
+        func run() async throws {
+            let dataset = try dataOptions.loadDataset(seed: seed)
+            print(dataset.describe())
+            try DiffRecSplitFiles.write(dataset, to: out, force: force)
+            print("wrote \(out): train_list.npy, valid_list.npy, test_list.npy, user_ids.tsv, item_ids.tsv")
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import ArgumentParser
+import Foundation
+import Refit
+
+extension EvaluationSplit: ExpressibleByArgument {}
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Evaluate a run's best checkpoint: full ranking, seen items masked (train for valid; train+valid for test).")
+
+    @Option(help: ArgumentHelp("The run folder (runs/NAME).", valueName: "dir"))
+    var checkpoint: String
+    @Option(help: "valid or test (default: test).")
+    var split: EvaluationSplit = .test
+    @Option(help: ArgumentHelp("Cut-offs K, comma-separated (default: 10,20,50,100).", valueName: "list"))
+    var k: String = "10,20,50,100"
+    @Option(help: ArgumentHelp("Checkpoint file in the run folder (default: best.safetensors).", valueName: "file"))
+    var weights: String = "best.safetensors"
+    @OptionGroup var device: DeviceOptions
+    @Flag(help: "Print one JSON object, as in metrics.jsonl.")
+    var json = false
+
+    func run() throws {
+        let cutoffs = try parseCutoffs(k)
+        let backend = try device.makeBackend()
+        let run = try TrainedRun(RunFolder(checkpoint), backend: backend, weights: weights)
+        let evaluator = try TopKEvaluator(backend: backend, dataset: run.dataset, batchSize: run.configuration.diffrec.batchSize, cutoffs: cutoffs)
+        let started = Date()
+        let metrics = try evaluator.evaluate(split) { _, input in try run.model.scores(input) }
+        let seconds = Date().timeIntervalSince(started)
+        if json {
+            let fields = [("\"kind\"", "\"eval\""), ("\"split\"", "\"\(split.rawValue)\""), ("\"seconds\"", String(seconds))]
+                + metrics.values.map { ("\"\($0.key)\"", String($0.value)) }
+            print("{" + fields.map { "\($0.0):\($0.1)" }.joined(separator: ",") + "}")
+        } else {
+            print("\(checkpoint) (\(weights)) on \(split.rawValue), \(metrics.users) users, \(String(format: "%.1f", seconds)) s on \(backend.deviceDescription)")
+            print(formatTable(["K", "Recall", "NDCG", "Precision", "MRR"], cutoffs.map { k in
+                ["@\(k)"] + [metrics.recall(at: k), metrics.ndcg(at: k), metrics.precision(at: k), metrics.mrr(at: k)].map { String(format: "%.4f", $0) }
+            }))
+        }
+    }
+}
+
+func parseCutoffs(_ text: String) throws -> [Int] {
+    let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
+        throw ValidationError("--k '\(text)' must be positive integers separated by commas, e.g. 10,20")
+    }
+    return values.map { $0! }
+}

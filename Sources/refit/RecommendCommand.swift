@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import Refit
+import RefitCompute
+
+struct RecommendCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "recommend",
+        abstract: "Write each user's top-K items from a run's best checkpoint as a TSV (user, rank, item, score; raw ids).")
+
+    enum Exclusion: String, ExpressibleByArgument, CaseIterable {
+        case train, trainValid = "train+valid", all
+    }
+
+    @Option(help: ArgumentHelp("The run folder (runs/NAME).", valueName: "dir"))
+    var checkpoint: String
+    @Option(help: ArgumentHelp("all, or raw user ids separated by commas (default: all).", valueName: "ids"))
+    var users: String = "all"
+    @Option(help: "Recommendations per user (default: 20).")
+    var k: Int = 20
+    @Option(help: "Items never recommended: train, train+valid (the test-time mask) or all (train+valid+test) (default: train+valid).")
+    var exclude: Exclusion = .trainValid
+    @Option(help: ArgumentHelp("The TSV file to write.", valueName: "file"))
+    var out: String
+    @Flag(help: "Replace an existing output file.")
+    var force = false
+    @OptionGroup var device: DeviceOptions
+
+    func run() throws {
+        guard k >= 1 else { throw ValidationError("--k must be at least 1") }
+        if FileManager.default.fileExists(atPath: out) && !force {
+            throw ValidationError("\(out) exists; pass --force to replace it")
+        }
+        let backend = try device.makeBackend()
+        let run = try TrainedRun(RunFolder(checkpoint), backend: backend)
+        let dataset = run.dataset
+        let selected: [Int]
+        if users == "all" {
+            selected = Array(0..<dataset.userCount)
+        } else {
+            let index = Dictionary(dataset.userIDs.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+            selected = try users.split(separator: ",").map { raw in
+                let id = raw.trimmingCharacters(in: .whitespaces)
+                guard let u = index[id] else { throw ValidationError("user '\(id)' is not in the run's data") }
+                return u
+            }
+        }
+        let maskMatrix: CSRMatrix
+        switch exclude {
+        case .train: maskMatrix = dataset.train
+        case .trainValid: maskMatrix = dataset.train.union(dataset.valid)
+        case .all: maskMatrix = dataset.train.union(dataset.valid).union(dataset.test)
+        }
+        let mask = try DeviceCSR(maskMatrix, on: backend)
+        let trainRows = try DeviceCSR(dataset.train, on: backend)
+        let k = min(self.k, dataset.itemCount)
+        let batchSize = run.configuration.diffrec.batchSize
+        var text = "user\trank\titem\tscore\n"
+        for start in stride(from: 0, to: selected.count, by: batchSize) {
+            let batch = Array(selected[start..<min(selected.count, start + batchSize)])
+            let userTensor = try backend.tensor(batch.map { Int32($0) }, shape: [batch.count])
+            let input = try backend.makeTensor([batch.count, dataset.itemCount], .float32)
+            backend.densifyRows(trainRows, rows: userTensor, into: input)
+            let scores = try run.model.scores(input)
+            let indices = try backend.makeTensor([batch.count, k], .int32)
+            let values = try backend.makeTensor([batch.count, k], .float32)
+            backend.topK(scores, k: k, mask: .sparse(mask, rows: userTensor), indices: indices, values: values)
+            let top = try backend.readInt32s(indices), best = try backend.readFloats(values)
+            for (r, user) in batch.enumerated() {
+                for rank in 0..<k where top[r * k + rank] >= 0 {
+                    text += "\(dataset.userIDs[user])\t\(rank + 1)\t\(dataset.itemIDs[Int(top[r * k + rank])])\t\(best[r * k + rank])\n"
+                }
+            }
+        }
+        try AtomicFile.write(text, to: URL(fileURLWithPath: out))
+        FileHandle.standardError.write(Data("wrote top-\(k) items for \(selected.count) users to \(out)\n".utf8))
+    }
+}

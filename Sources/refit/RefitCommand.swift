@@ -1,0 +1,16 @@
+import ArgumentParser
+
+@main
+struct RefitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "refit",
+        abstract: "Train diffusion recommenders and fine-tune them with reinforcement learning (ReFiT).",
+        subcommands: [
+            DevicesCommand.self,
+            DataCommand.self,
+            PretrainCommand.self,
+            EvalCommand.self,
+            RecommendCommand.self,
+        ]
+    )
+}

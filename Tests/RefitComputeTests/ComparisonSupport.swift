@@ -1,0 +1,50 @@
+import RefitCompute
+import Testing
+
+/// Shapes every row-wise comparison runs on: 1, 7, 33 and 257 (and DiffRec's 2810 items) on either side, none a
+/// multiple of a tile or work-group size except by accident of being 1.
+let rowShapes: [(rows: Int, columns: Int)] = [(1, 1), (1, 7), (7, 1), (7, 33), (33, 7), (33, 257), (257, 33), (3, 2810), (5, 4099)]
+
+/// Element counts for the element-wise comparisons.
+let elementCounts = [1, 7, 33, 257, 4099, 100_003]
+
+extension BackendPair {
+    /// Runs the same computation on the device and on the reference.
+    func both<T>(_ body: (any Backend) throws -> T) rethrows -> (device: T, reference: T) {
+        (try body(device), try body(reference))
+    }
+}
+
+/// Deterministic integers in `range`.
+func randomInts(_ count: Int, in range: Range<Int>, seed: UInt64) -> [Int32] {
+    randomValues(count, seed: seed).map { Int32(range.lowerBound + min(range.count - 1, Int(($0 + 1) / 2 * Float(range.count)))) }
+}
+
+/// Asserts exact (bitwise) equality, naming the first differing element.
+func expectIdentical(_ a: [Float], _ b: [Float], _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(a.count == b.count, "\(what): \(a.count) vs \(b.count) elements", sourceLocation: sourceLocation)
+    if let i = zip(a, b).firstIndex(where: { $0.bitPattern != $1.bitPattern }) {
+        Issue.record("\(what): element \(i) differs: \(a[i]) vs \(b[i])", sourceLocation: sourceLocation)
+    }
+}
+
+func expectIdentical(_ a: [Int32], _ b: [Int32], _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(a.count == b.count, "\(what): \(a.count) vs \(b.count) elements", sourceLocation: sourceLocation)
+    if let i = zip(a, b).firstIndex(where: { $0 != $1 }) {
+        Issue.record("\(what): element \(i) differs: \(a[i]) vs \(b[i])", sourceLocation: sourceLocation)
+    }
+}
+
+/// Asserts |a − b| ≤ absolute + relative·|b| elementwise against a Float64 expectation, naming the worst element.
+func expectClose(_ a: [Float], _ b: [Double], absolute: Double, relative: Double, _ what: String,
+                 sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(a.count == b.count, "\(what): \(a.count) vs \(b.count) elements", sourceLocation: sourceLocation)
+    var worst = -1, worstExcess = -Double.infinity
+    for i in 0..<min(a.count, b.count) {
+        let excess = a[i].isNaN ? .infinity : abs(Double(a[i]) - b[i]) - (absolute + relative * abs(b[i]))
+        if excess > worstExcess { worst = i; worstExcess = excess }
+    }
+    if worst >= 0 {
+        #expect(worstExcess <= 0, "\(what): element \(worst) is \(a[worst]), expected \(b[worst])", sourceLocation: sourceLocation)
+    }
+}
