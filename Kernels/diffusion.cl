@@ -1,4 +1,5 @@
-// Diffusion-specific operations: timestep embeddings, Gaussian step log-probabilities, the MSE loss.
+// Diffusion-specific element-wise operations: timestep embeddings and the gradients of the Gaussian step
+// log-probability and of the MSE loss. (Their per-row reductions are in reduce.cl.)
 
 // Sinusoidal embedding: [cos(t f_j) for j < h, sin(t f_j) for j < h], f_j = 10000^(-j/h), h = dim / 2.
 // Global size (dim / 2, rows).
@@ -12,21 +13,6 @@ __kernel void timestep_embedding(__global const int* timesteps, __global float* 
     y[r * dim + half_dim + j] = sin(angle);
 }
 
-// logp[r] = -mean_c ((x - mu) / sigma_r)^2 / 2 - log(2 pi) / 2 - log sigma_r; one work-item per row.
-// Standardising before squaring keeps tiny sigmas (~1e-3) well conditioned.
-__kernel void gaussian_log_probability(__global const float* x, __global const float* mean,
-                                       __global const float* logStd, __global float* logp, int rows, int columns) {
-    int r = get_global_id(0);
-    if (r >= rows) return;
-    float inverseStd = exp(-logStd[r]);
-    float acc = 0.0f;
-    for (int c = 0; c < columns; ++c) {
-        float z = (x[(size_t)r * columns + c] - mean[(size_t)r * columns + c]) * inverseStd;
-        acc += z * z;
-    }
-    logp[r] = -0.5f * acc / (float)columns - 0.918938533f - logStd[r];
-}
-
 // dMean = dLogp[r] * (x - mu) / (columns * sigma_r^2)
 __kernel void gaussian_log_probability_backward(__global const float* x, __global const float* mean,
                                                 __global const float* logStd, __global const float* dLogp,
@@ -36,19 +22,6 @@ __kernel void gaussian_log_probability_backward(__global const float* x, __globa
     int r = i / columns;
     float inverseStd = exp(-logStd[r]);
     dMean[i] = dLogp[r] * (x[i] - mean[i]) * inverseStd * inverseStd / (float)columns;
-}
-
-// loss[r] = mean_c (prediction - target)^2; one work-item per row.
-__kernel void squared_error_rows(__global const float* prediction, __global const float* target,
-                                 __global float* loss, int rows, int columns) {
-    int r = get_global_id(0);
-    if (r >= rows) return;
-    float acc = 0.0f;
-    for (int c = 0; c < columns; ++c) {
-        float d = prediction[(size_t)r * columns + c] - target[(size_t)r * columns + c];
-        acc += d * d;
-    }
-    loss[r] = acc / (float)columns;
 }
 
 // dPrediction = w[r] * 2 (prediction - target) / columns

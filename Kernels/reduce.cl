@@ -1,56 +1,148 @@
-// Reductions. Sums run in a fixed order, so results are deterministic from run to run.
+// Reductions: whole-tensor sums, per-column sums, and every per-row reduction (row sums, log-softmax, the Gaussian
+// log-density and the squared error of the diffusion losses).
+//
+// Per-row kernels run one work-group per row (global size rows × L, local size L, a power of two chosen by the host
+// for the device): work-item l accumulates columns l, l+L, l+2L, … (adjacent work-items read adjacent addresses, so a
+// GPU's loads coalesce), then the group adds its L partial results in a fixed tree in local memory. The order of
+// additions depends only on the row length and L, so a result is the same from run to run on a device.
+// The column loops step over whole blocks of L columns, the same number of times in every work-item, with the tail
+// guarded inside: PoCL can then run the L work-items as the lanes of one vector loop.
 
-#ifndef REDUCE_GROUP
-#define REDUCE_GROUP 256 // work-items in the single work-group of the whole-tensor reductions
-#endif
+// The sum over the work-group of one value per work-item, by a fixed tree; every work-item receives it.
+// scratch: one float per work-item. The local size must be a power of two.
+float work_group_total(float value, __local float* scratch) {
+    int lid = get_local_id(0);
+    scratch[lid] = value;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int stride = get_local_size(0) / 2; stride > 0; stride >>= 1) {
+        if (lid < stride) scratch[lid] += scratch[lid + stride];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    float total = scratch[0];
+    barrier(CLK_LOCAL_MEM_FENCE);  // before anyone reuses scratch
+    return total;
+}
 
-// y[r] = sum of row r; one work-item per row.
-__kernel void sum_rows(__global const float* x, __global float* y, int rows, int columns) {
-    int r = get_global_id(0);
-    if (r >= rows) return;
+// The maximum over the work-group, as work_group_total.
+float work_group_maximum(float value, __local float* scratch) {
+    int lid = get_local_id(0);
+    scratch[lid] = value;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int stride = get_local_size(0) / 2; stride > 0; stride >>= 1) {
+        if (lid < stride) scratch[lid] = fmax(scratch[lid], scratch[lid + stride]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    float maximum = scratch[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return maximum;
+}
+
+// y[r] = sum of row r.
+__kernel void sum_rows(__global const float* x, __global float* y, int columns, __local float* scratch) {
+    int r = get_group_id(0), lid = get_local_id(0), size = get_local_size(0);
     __global const float* row = x + (size_t)r * columns;
     float acc = 0.0f;
-    for (int c = 0; c < columns; ++c) acc += row[c];
-    y[r] = acc;
+    for (int block = 0; block < columns; block += size) {
+        int c = block + lid;
+        if (c < columns) acc += row[c];
+    }
+    float total = work_group_total(acc, scratch);
+    if (lid == 0) y[r] = total;
 }
 
-// y[c] = beta * y[c] + sum over rows of x[., c]; one work-item per column (coalesced reads on GPUs).
-__kernel void sum_columns(__global const float* x, __global float* y, float beta, int rows, int columns) {
-    int c = get_global_id(0);
-    if (c >= columns) return;
+// Row-wise log-softmax: y = (x - max) - log(sum exp(x - max)). May alias: every pass over the row ends at a barrier
+// before the first write, and each work-item writes only the columns it reads.
+// Subtracting the maximum first, and log(sum) last, keeps entries near 0 exact to their own precision even for
+// logits of magnitude 80 (x - (max + log sum) would round to the spacing of max).
+__kernel void log_softmax_rows(__global const float* x, __global float* y, int columns, __local float* scratch) {
+    int r = get_group_id(0), lid = get_local_id(0), size = get_local_size(0);
+    __global const float* row = x + (size_t)r * columns;
+    __global float* out = y + (size_t)r * columns;
+    float maximum = -INFINITY;
+    for (int block = 0; block < columns; block += size) {
+        int c = block + lid;
+        if (c < columns) maximum = fmax(maximum, row[c]);
+    }
+    maximum = work_group_maximum(maximum, scratch);
     float acc = 0.0f;
-    for (int r = 0; r < rows; ++r) acc += x[(size_t)r * columns + c];
-    y[c] = (beta == 0.0f ? 0.0f : beta * y[c]) + acc;
+    for (int block = 0; block < columns; block += size) {
+        int c = block + lid;
+        if (c < columns) acc += exp(row[c] - maximum);
+    }
+    float logTotal = log(work_group_total(acc, scratch));
+    for (int block = 0; block < columns; block += size) {
+        int c = block + lid;
+        if (c < columns) out[c] = (row[c] - maximum) - logTotal;
+    }
 }
 
-// result[0] = sum (squares == 0) or sum of squares (squares == 1) of all n elements.
-// One work-group of REDUCE_GROUP work-items: strided partial sums, then a tree in local memory.
-__kernel void reduce_total(__global const float* x, __global float* result, int n, int squares) {
-    __local float partial[REDUCE_GROUP];
-    int lid = get_local_id(0);
+// logp[r] = -mean_c ((x - mu) / sigma_r)^2 / 2 - log(2 pi) / 2 - log sigma_r.
+// Standardising before squaring keeps tiny sigmas (~1e-4) well conditioned: (x - mu)^2 alone would be ~1e-8.
+__kernel void gaussian_log_probability(__global const float* x, __global const float* mean,
+                                       __global const float* logStd, __global float* logp, int columns,
+                                       __local float* scratch) {
+    int r = get_group_id(0), lid = get_local_id(0), size = get_local_size(0);
+    size_t base = (size_t)r * columns;
+    float inverseStd = exp(-logStd[r]);
     float acc = 0.0f;
-    for (int i = lid; i < n; i += REDUCE_GROUP) {
+    for (int block = 0; block < columns; block += size) {
+        int c = block + lid;
+        if (c < columns) {
+            float z = (x[base + c] - mean[base + c]) * inverseStd;
+            acc += z * z;
+        }
+    }
+    float total = work_group_total(acc, scratch);
+    if (lid == 0) logp[r] = -0.5f * total / (float)columns - 0.918938533f - logStd[r];
+}
+
+// loss[r] = mean_c (prediction - target)^2.
+__kernel void squared_error_rows(__global const float* prediction, __global const float* target,
+                                 __global float* loss, int columns, __local float* scratch) {
+    int r = get_group_id(0), lid = get_local_id(0), size = get_local_size(0);
+    size_t base = (size_t)r * columns;
+    float acc = 0.0f;
+    for (int block = 0; block < columns; block += size) {
+        int c = block + lid;
+        if (c < columns) {
+            float d = prediction[base + c] - target[base + c];
+            acc += d * d;
+        }
+    }
+    float total = work_group_total(acc, scratch);
+    if (lid == 0) loss[r] = total / (float)columns;
+}
+
+// y[c] = beta * y[c] + sum over rows of x[., c]. Work-groups of (C columns, S row slices), global size
+// (columns rounded up to C, S): work-item (c, s) adds rows s, s+S, … of column c (a row of C work-items reads C adjacent
+// floats), then the S slices of each column are added in a tree in local memory. scratch: C × S floats.
+__kernel void sum_columns(__global const float* x, __global float* y, float beta, int rows, int columns,
+                          __local float* scratch) {
+    int c = get_global_id(0), lc = get_local_id(0), s = get_local_id(1);
+    int width = get_local_size(0), slices = get_local_size(1);
+    float acc = 0.0f;
+    if (c < columns) {
+        for (int r = s; r < rows; r += slices) acc += x[(size_t)r * columns + c];
+    }
+    scratch[s * width + lc] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int stride = slices / 2; stride > 0; stride >>= 1) {
+        if (s < stride) scratch[s * width + lc] += scratch[(s + stride) * width + lc];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (s == 0 && c < columns) y[c] = (beta == 0.0f ? 0.0f : beta * y[c]) + scratch[lc];
+}
+
+// Whole-tensor sum (squares == 0) or sum of squares (squares == 1) of n elements, in two launches of this kernel:
+// G groups of L work-items each write the total of their strided elements (i = global id, i += G·L) to out[group],
+// then one group adds those G partial totals (squares == 0) into the result. G and L depend only on n and the device.
+__kernel void reduce_total(__global const float* x, __global float* out, int n, int squares, __local float* scratch) {
+    int stride = get_global_size(0);
+    float acc = 0.0f;
+    for (int i = get_global_id(0); i < n; i += stride) {
         float v = x[i];
         acc += squares ? v * v : v;
     }
-    partial[lid] = acc;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int stride = REDUCE_GROUP / 2; stride > 0; stride /= 2) {
-        if (lid < stride) partial[lid] += partial[lid + stride];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (lid == 0) result[0] = partial[0];
-}
-
-// Row-wise log-softmax; one work-item per row, three passes (max, sum of exp, write).
-__kernel void log_softmax_rows(__global const float* x, __global float* y, int rows, int columns) {
-    int r = get_global_id(0);
-    if (r >= rows) return;
-    __global const float* row = x + (size_t)r * columns;
-    float maximum = -INFINITY;
-    for (int c = 0; c < columns; ++c) maximum = fmax(maximum, row[c]);
-    float total = 0.0f;
-    for (int c = 0; c < columns; ++c) total += exp(row[c] - maximum);
-    float logNormaliser = maximum + log(total);
-    for (int c = 0; c < columns; ++c) y[(size_t)r * columns + c] = row[c] - logNormaliser;
+    float total = work_group_total(acc, scratch);
+    if (get_local_id(0) == 0) out[get_group_id(0)] = total;
 }

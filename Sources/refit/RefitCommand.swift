@@ -9,6 +9,7 @@ struct RefitCommand: AsyncParsableCommand {
             DevicesCommand.self,
             DataCommand.self,
             PretrainCommand.self,
+            FinetuneCommand.self,
             EvalCommand.self,
             RecommendCommand.self,
         ]

@@ -23,14 +23,14 @@ func randomInts(_ count: Int, in range: Range<Int>, seed: UInt64) -> [Int32] {
 /// Asserts exact (bitwise) equality, naming the first differing element.
 func expectIdentical(_ a: [Float], _ b: [Float], _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
     #expect(a.count == b.count, "\(what): \(a.count) vs \(b.count) elements", sourceLocation: sourceLocation)
-    if let i = zip(a, b).firstIndex(where: { $0.bitPattern != $1.bitPattern }) {
+    if let i = a.indices.first(where: { $0 < b.count && a[$0].bitPattern != b[$0].bitPattern }) {
         Issue.record("\(what): element \(i) differs: \(a[i]) vs \(b[i])", sourceLocation: sourceLocation)
     }
 }
 
 func expectIdentical(_ a: [Int32], _ b: [Int32], _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
     #expect(a.count == b.count, "\(what): \(a.count) vs \(b.count) elements", sourceLocation: sourceLocation)
-    if let i = zip(a, b).firstIndex(where: { $0 != $1 }) {
+    if let i = a.indices.first(where: { $0 < b.count && a[$0] != b[$0] }) {
         Issue.record("\(what): element \(i) differs: \(a[i]) vs \(b[i])", sourceLocation: sourceLocation)
     }
 }

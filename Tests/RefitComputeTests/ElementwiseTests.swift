@@ -81,7 +81,9 @@ import Testing
                 return try be.readFloats(d)
             }
             expectClose(dPre, dPreRef, absolute: 1e-7, relative: 1.2e-7, "activationBackward \(activation) [\(count)]")
-            let expected = zip(dY, yRef).map { activation == .tanh ? Double($0) * (1 - Double($1) * Double($1)) : Double($0) }
+            let expected: [Double] = zip(dY, yRef).map { (d: Float, y: Float) -> Double in
+                activation == .tanh ? Double(d) * (1 - Double(y) * Double(y)) : Double(d)
+            }
             expectClose(dPreRef, expected, absolute: 1e-7, relative: 1e-6, "reference activationBackward \(activation) [\(count)]")
             // In place, as linearBackward calls it.
             let (aliased, _) = try pair.both { be in

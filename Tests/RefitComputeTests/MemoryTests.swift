@@ -107,7 +107,7 @@ import Testing
             expectIdentical(try backend.readFloats(parent), expected, "\(backend.deviceDescription): scale a view")
 
             // A view of a view addresses the same memory as the equivalent view of the parent.
-            let outer = backend.view(parent, offset: 2 * a, shape: [4 * a])
+            let outer = backend.view(parent, offset: 2 * a, shape: [4 * a + 8])
             let inner = backend.view(outer, offset: a, shape: [a + 5])
             expectIdentical(try backend.readFloats(inner), Array(expected[3 * a..<4 * a + 5]), "\(backend.deviceDescription): nested view")
             backend.fill(inner, with: 9)

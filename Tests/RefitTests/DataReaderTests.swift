@@ -20,12 +20,12 @@ import Testing
     /// A `ratings.csv` exactly as MovieLens ships it (header, half-star ratings written with one decimal,
     /// rows grouped by user and sorted by movie), written from a log and read back.
     @Test func movieLensCSVRoundTrips() throws {
-        let source = SyntheticDataset.generate(smallShape, seed: 7, name: "small")
+        let source = SyntheticDataset.generate(Self.smallShape, seed: 7, name: "small")
         var random = SplitMix64(seed: 3)
-        let ratings = source.users.indices.map { _ in Float(1 + random.nextIndex(9)) / 2 + 0.5 }
-        var order = Array(source.users.indices)
-        order.sort { (source.users[$0], Int(source.itemIDs[Int(source.items[$0])].dropFirst())!) <
-                     (source.users[$1], Int(source.itemIDs[Int(source.items[$1])].dropFirst())!) }
+        let ratings = source.users.indices.map { _ in Float(random.nextIndex(9)) / 2 + 1 }
+        // Rows grouped by user, then by movie id, as in MovieLens.
+        let movieIDs = source.items.map { Int(source.itemIDs[Int($0)].dropFirst())! }
+        let order = source.users.indices.sorted { (source.users[$0], movieIDs[$0]) < (source.users[$1], movieIDs[$1]) }
         var text = "userId,movieId,rating,timestamp\n"
         for row in order {
             let userID = source.userIDs[Int(source.users[row])].dropFirst()

@@ -109,7 +109,7 @@ import Testing
         let dup = log([("a", "x", 5), ("a", "x", 2)]).filtered(minRating: nil, kCore: nil)
         #expect(dup.timestamps == [2])
 
-        // A 2-core that needs two rounds: dropping user c leaves item z with one user, which then drops b's z.
+        // A 2-core that needs several rounds: dropping d leaves w to c alone, dropping c leaves z to b alone.
         let chain = log([("a", "x", 1), ("a", "y", 2), ("b", "x", 3), ("b", "y", 4), ("b", "z", 5), ("c", "w", 6),
                          ("c", "z", 7), ("d", "w", 8)])
         let core = chain.filtered(minRating: nil, kCore: 2)
@@ -159,7 +159,7 @@ import Testing
     }
 
     @Test func diffRecFilesRoundTrip() throws {
-        let dataset = try DatasetLoader.load(path: "builtin:demo")
+        let dataset = try DataTestSupport.demo.get()
         try DataTestSupport.withTemporaryFolder { folder in
             let out = folder + "/split"
             try DiffRecSplitFiles.write(dataset, to: out, force: false)
@@ -191,13 +191,14 @@ import Testing
 
     @Test func idMapsWithoutIDFilesAreTheIndices() throws {
         try DataTestSupport.withTemporaryFolder { folder in
-            for name in ["train_list.npy", "valid_list.npy", "test_list.npy"] {
-                try NumpyPairs.encode(users: [0, 2] as [Int32], items: [1, 0] as [Int32]).write(to: URL(fileURLWithPath: folder + "/" + name))
+            for (k, name) in ["train_list.npy", "valid_list.npy", "test_list.npy"].enumerated() {
+                try NumpyPairs.encode(users: [0, 2] as [Int32], items: [Int32(k), Int32(3 + k)] as [Int32]).write(to: URL(fileURLWithPath: folder + "/" + name))
             }
             let d = try DatasetLoader.load(path: folder)
             // User 1 has no interactions but is kept: DiffRec's indices are used as they are.
-            #expect(d.userIDs == ["0", "1", "2"] && d.itemIDs == ["0", "1"])
+            #expect(d.userIDs == ["0", "1", "2"] && d.itemIDs == ["0", "1", "2", "3", "4", "5"])
             #expect(d.statistics.trainInteractions == 2 && d.statistics.interactionsPerUser.min == 0)
+            #expect(Array(d.valid.row(0)) == [1] && Array(d.test.row(2)) == [5])
         }
     }
 }

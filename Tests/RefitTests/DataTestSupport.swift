@@ -16,6 +16,9 @@ enum DataTestSupport {
         return available
     }()
 
+    /// The built-in dataset, made once for all tests (`builtin` is the short name of `builtin:demo`).
+    static let demo = Result { try DatasetLoader.load(path: "builtin") }
+
     /// A fresh empty folder, removed when `body` returns.
     static func withTemporaryFolder<T>(_ body: (String) throws -> T) throws -> T {
         let folder = FileManager.default.temporaryDirectory

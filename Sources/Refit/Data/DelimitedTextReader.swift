@@ -10,7 +10,8 @@ struct TextLayout: Sendable {
     var separator: String?
     /// Whether the first line names the columns; nil detects it.
     var hasHeader: Bool?
-    /// Where user, item, rating and time are; nil finds them by header name, else by position 0, 1, 2, 3.
+    /// Where user, item, rating and time are; nil finds them by header name, else (no header, or names Refit
+    /// does not recognise) by position: user 0, item 1, rating 2 and time 3 when the lines have those fields.
     var columns: ColumnMapping?
     /// The exact number of fields a line must have, when the format fixes it; otherwise the first line's count.
     var fieldCount: Int?
@@ -81,8 +82,9 @@ enum DelimitedTextReader {
                 throw DataError.badLine(path: path, line: line.number,
                                         message: "expected \(fieldCount) fields separated by \(separatorName), found \(fields.count)")
             }
-            for (column, name) in [(columns.user, "user id"), (columns.item, "item id")] where fields[column].isEmpty {
-                throw DataError.badLine(path: path, line: line.number, message: "empty \(name) in column \(column)")
+            if fields[columns.user].isEmpty || fields[columns.item].isEmpty {
+                let (name, column) = fields[columns.user].isEmpty ? ("user", columns.user) : ("item", columns.item)
+                throw DataError.badLine(path: path, line: line.number, message: "empty \(name) id in column \(column)")
             }
             users.append(userIDs.index(of: UnsafeBufferPointer(rebasing: bytes[fields[columns.user]])))
             items.append(itemIDs.index(of: UnsafeBufferPointer(rebasing: bytes[fields[columns.item]])))
@@ -172,11 +174,15 @@ enum DelimitedTextReader {
             func lookup(_ role: String) -> Int? {
                 knownNames.first { $0.role == role }!.names.lazy.compactMap { names.firstIndex(of: $0) }.first
             }
-            guard let user = lookup("user"), let item = lookup("item") else {
+            switch (lookup("user"), lookup("item")) {
+            case (let user?, let item?):
+                return ResolvedColumns(user: user, item: item, rating: lookup("rating"), time: lookup("time"))
+            case (nil, nil):
+                break  // names Refit does not know: fall back to positions, as without a header
+            default:
                 throw DataError.badLine(path: path, line: line,
                                         message: "cannot tell the user and item columns from the header (\(header.joined(separator: ", "))); name them with --columns user=NAME,item=NAME")
             }
-            return ResolvedColumns(user: user, item: item, rating: lookup("rating"), time: lookup("time"))
         }
         guard fieldCount >= 2 else {
             throw DataError.badLine(path: path, line: line, message: "found 1 field; a line needs at least a user and an item (is --separator right?)")

@@ -47,29 +47,68 @@ public struct InteractionLog: Sendable {
     /// Row indices grouped by user, each group in time order (ties, and logs without time, in file order).
     ///
     /// `rows[offsets[u] ..< offsets[u + 1]]` are user u's rows. The sequential scenario, deduplication and the
-    /// chronological split all need exactly this order, so it is computed in one place.
+    /// chronological split all need exactly this order, so it is computed in one place: a stable counting
+    /// sort by user over the rows in time order (file order when that is already time order for every user).
     public func rowsByUser() -> (offsets: [Int], rows: [Int]) {
         var offsets = [Int](repeating: 0, count: userCount + 1)
         for u in users { offsets[Int(u) + 1] += 1 }
         for u in 0..<userCount { offsets[u + 1] += offsets[u] }
         var next = offsets
         var rows = [Int](repeating: 0, count: count)
-        for (row, u) in users.enumerated() {
-            rows[next[Int(u)]] = row
-            next[Int(u)] += 1
+        func place(_ row: Int) {
+            let u = Int(users[row])
+            rows[next[u]] = row
+            next[u] += 1
         }
-        if let timestamps {
-            for u in 0..<userCount {
-                // Rows enter each group in file order (ascending row numbers), so sorting by (time, row)
-                // breaks ties by file order.
-                let range = offsets[u]..<offsets[u + 1]
-                if range.dropFirst().allSatisfy({ timestamps[rows[$0 - 1]] <= timestamps[rows[$0]] }) { continue }
-                var keyed = range.map { (time: timestamps[rows[$0]], row: rows[$0]) }
-                keyed.sort { $0.time < $1.time || ($0.time == $1.time && $0.row < $1.row) }
-                for (k, entry) in zip(range, keyed) { rows[k] = entry.row }
-            }
+        if let timestamps, !isTimeOrderedPerUser(timestamps) {
+            for row in Self.timeOrder(timestamps) { place(row) }
+        } else {
+            for row in 0..<count { place(row) }
         }
         return (offsets, rows)
+    }
+
+    private func isTimeOrderedPerUser(_ timestamps: [Double]) -> Bool {
+        var last = [Double](repeating: -.infinity, count: userCount)
+        for row in 0..<count {
+            let u = Int(users[row])
+            if timestamps[row] < last[u] { return false }
+            last[u] = timestamps[row]
+        }
+        return true
+    }
+
+    /// Row numbers sorted by (time, row): a stable least-significant-digit radix sort over order-preserving
+    /// bit patterns of the times. Linear, and free of comparison closures, which matters for debug-built tests.
+    static func timeOrder(_ timestamps: [Double]) -> [Int] {
+        let keys = timestamps.map { t -> UInt64 in
+            let bits = t.bitPattern
+            return bits >> 63 == 1 ? ~bits : bits | (1 << 63)
+        }
+        var order = Array(0..<timestamps.count)
+        var scratch = order
+        var counts = [Int](repeating: 0, count: 257)
+        keys.withUnsafeBufferPointer { keys in
+            for shift in stride(from: UInt64(0), to: 64, by: 8) {
+                counts.withUnsafeMutableBufferPointer { counts in
+                    counts.update(repeating: 0)
+                    for key in keys { counts[Int((key >> shift) & 0xFF) + 1] += 1 }
+                }
+                if counts.contains(keys.count) { continue }  // every key has the same byte here
+                for b in 0..<256 { counts[b + 1] += counts[b] }
+                order.withUnsafeBufferPointer { order in
+                    scratch.withUnsafeMutableBufferPointer { scratch in
+                        for row in order {
+                            let b = Int((keys[row] >> shift) & 0xFF)
+                            scratch[counts[b]] = row
+                            counts[b] += 1
+                        }
+                    }
+                }
+                swap(&order, &scratch)
+            }
+        }
+        return order
     }
 
     /// Each user's items in time order (ties by file order), repeats included.

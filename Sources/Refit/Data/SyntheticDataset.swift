@@ -56,7 +56,7 @@ public enum SyntheticDataset {
             let noise = shape.factorNoise / Double(d).squareRoot()
             return centre.map { $0 + noise * random.nextGaussian() }
         }
-        let itemFactors = (0..<shape.items).map { _ in factor() }
+        let itemFactors = (0..<shape.items).flatMap { _ in factor() }  // row-major, items × d
         var ranks = Array(0..<shape.items)
         random.shuffle(&ranks)
         let logPopularity = ranks.map { -shape.popularityExponent * log(Double($0 + 1)) }
@@ -79,11 +79,13 @@ public enum SyntheticDataset {
         for u in 0..<shape.users {
             let p = factor()
             var total = 0.0
-            for i in 0..<shape.items {
-                var dot = 0.0
-                for k in 0..<d { dot += p[k] * itemFactors[i][k] }
-                total += exp(logPopularity[i] + shape.sharpness * dot)
-                cumulative[i] = total
+            itemFactors.withUnsafeBufferPointer { q in
+                for i in 0..<shape.items {
+                    var dot = 0.0
+                    for k in 0..<d { dot += p[k] * q[i * d + k] }
+                    total += exp(logPopularity[i] + shape.sharpness * dot)
+                    cumulative[i] = total
+                }
             }
             // Draw without replacement by rejection; a user that has nearly exhausted its likely items
             // simply ends with fewer, which keeps the loop bounded.

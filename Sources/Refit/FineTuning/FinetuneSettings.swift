@@ -48,7 +48,43 @@ public struct FinetuneSettings: Codable, Sendable, Equatable {
     public var maxGradientNorm: Float = 1
     public var advantageClip: Float = 5
     public var epochs = 5
+    /// Share of the training users visited per epoch (for scaling measurements).
+    public var userFraction: Double = 1
     public var seed: UInt64 = 1
 
     public init() {}
+}
+
+extension FinetuneSettings {
+    /// Checks ranges; the message names the flag.
+    public func validate() throws(FinetuneError) {
+        func check(_ condition: Bool, _ message: String) throws(FinetuneError) { if !condition { throw .invalidSetting(message) } }
+        try check(rollouts >= 1, "--rollouts must be at least 1")
+        try check(usersPerBatch >= 1, "--users-per-batch must be at least 1")
+        try check(explorationScale > 0, "--exploration-scale must be positive")
+        try check(stepFraction > 0 && stepFraction <= 1, "--step-fraction must be in (0, 1]")
+        try check(ppoEpochs >= 0, "--ppo-epochs must be 0 (REINFORCE) or more")
+        try check(clipRange > 0, "--clip-range must be positive")
+        try check(klCoefficient >= 0, "--kl-coef must be non-negative")
+        try check(learningRate > 0, "--lr must be positive")
+        try check(maxGradientNorm > 0, "--max-grad-norm must be positive")
+        try check(advantageClip > 0, "--advantage-clip must be positive")
+        try check(epochs >= 1, "--epochs must be at least 1")
+        try check(temperature > 0, "--temperature must be positive")
+        try check(neighborCount >= 1 && targetSize >= 1 && ndcgCutoff >= 1, "--neighbors-k, --target-size and --ndcg-k must be at least 1")
+        try check(mixWeight >= 0 && mixWeight <= 1, "--mix-weight must be in [0, 1]")
+        try check(userFraction > 0 && userFraction <= 1, "--user-fraction must be in (0, 1]")
+    }
+}
+
+public enum FinetuneError: Error, CustomStringConvertible {
+    case invalidSetting(String)
+    case notADiffRecRun(String)
+
+    public var description: String {
+        switch self {
+        case .invalidSetting(let message): message
+        case .notADiffRecRun(let path): "\(path) is not a DiffRec run folder"
+        }
+    }
 }

@@ -173,35 +173,20 @@ public final class DiffRecTrainer {
     }
 
     func saveWeights(to name: String) throws {
-        let parameters = model.denoiser.parameters
-        try run.writeTensors(try parameters.namedTensors(of: parameters.values), to: name,
-                             metadata: ["format": "pt", "model": "diffrec", "epoch": String(state.epoch)])
+        try run.saveWeights(model.denoiser.parameters, to: name, metadata: ["model": "diffrec", "epoch": String(state.epoch)])
     }
 
     /// last.safetensors, the optimizer moments and state.json: everything `--resume` reads.
     func saveCheckpoint() throws {
-        let parameters = model.denoiser.parameters
         try saveWeights(to: "last.safetensors")
-        let m = try parameters.namedTensors(of: parameters.firstMoments).map { ("exp_avg.\($0.name)", $0.shape, $0.values) }
-        let v = try parameters.namedTensors(of: parameters.secondMoments).map { ("exp_avg_sq.\($0.name)", $0.shape, $0.values) }
-        try run.writeTensors(m + v, to: "optimizer.safetensors")
+        try run.saveOptimizer(model.denoiser.parameters)
         try run.writeJSON(state, to: "state.json")
     }
 
     /// Restores weights, moments and state from a run folder written by `saveCheckpoint`.
     public static func restore(model: DiffRecModel, from run: RunFolder) throws -> PretrainState {
-        let parameters = model.denoiser.parameters
-        try parameters.load(try run.readTensors("last.safetensors"), into: parameters.values)
-        let optimizer = try run.readTensors("optimizer.safetensors")
-        func moments(_ prefix: String) -> [String: (shape: [Int], values: [Float])] {
-            Dictionary(uniqueKeysWithValues: optimizer.compactMap { key, value in
-                key.hasPrefix(prefix) ? (String(key.dropFirst(prefix.count)), value) : nil
-            })
-        }
-        try parameters.load(moments("exp_avg."), into: parameters.firstMoments)
-        try parameters.load(moments("exp_avg_sq."), into: parameters.secondMoments)
         let state = try run.readJSON(PretrainState.self, from: "state.json")
-        parameters.step = state.optimizerStep
+        try run.restoreTraining(model.denoiser.parameters, optimizerStep: state.optimizerStep)
         return state
     }
 }

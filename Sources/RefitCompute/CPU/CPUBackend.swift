@@ -235,8 +235,10 @@ public final class CPUBackend: Backend, @unchecked Sendable {
             for c in 0..<columns { maximum = max(maximum, row[c]) }
             var total: Float = 0
             for c in 0..<columns { total += Foundation.exp(row[c] - maximum) }
-            let logNormaliser = maximum + Foundation.log(total)
-            for c in 0..<columns { yp[r * columns + c] = row[c] - logNormaliser }
+            // (x − max) − log Σ, not x − (max + log Σ): the sum max + log Σ would round to the spacing of max
+            // (4e-6 at 80), swamping log-probabilities near 0.
+            let logTotal = Foundation.log(total)
+            for c in 0..<columns { yp[r * columns + c] = (row[c] - maximum) - logTotal }
         }
     }
 

@@ -1,4 +1,5 @@
 import COpenCL
+import Foundation
 
 /// The backend that runs Kernels/*.cl on one OpenCL device (an NVIDIA GPU, or a CPU through PoCL).
 ///
@@ -7,11 +8,16 @@ import COpenCL
 public final class OpenCLBackend: Backend, @unchecked Sendable {
     let context: OpenCLContext
     private var kernels: [String: cl_kernel] = [:]
+    private var kernelGroupLimits: [String: Int] = [:]
     private var pendingError: OpenCLError?
+    /// Partial totals of `sum` and `sumOfSquares` between their two launches (`WorkGroups.totalGroups` floats).
+    private var partialTotals: Tensor?
+    let groups: WorkGroups
 
     /// Builds every embedded kernel for `device`; a build failure throws with the compiler's log.
     public init(device: OpenCLDeviceInfo) throws {
         context = try OpenCLContext(device: device, buildOptions: "-cl-std=CL1.2")
+        groups = WorkGroups(device: device)
     }
 
     deinit { for kernel in kernels.values { clReleaseKernel(kernel) } }
@@ -36,6 +42,32 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             if pendingError == nil { pendingError = error }
         } catch {}
         return nil
+    }
+
+    /// The largest power of two ≤ `limit` that kernel `name` may run as one work-group here (at least 1).
+    func powerOfTwoGroup(_ name: String, atMost limit: Int) -> Int {
+        if kernelGroupLimits[name] == nil, let kernel = kernel(name) {
+            var size = 0
+            let status = clGetKernelWorkGroupInfo(kernel, context.info.device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
+                                                  MemoryLayout<Int>.size, &size, nil)
+            kernelGroupLimits[name] = status == CL_SUCCESS && size > 0 ? size : 1
+        }
+        let cap = min(limit, context.info.maxWorkGroupSize, kernelGroupLimits[name] ?? 1)
+        var size = 1
+        while size * 2 <= cap { size *= 2 }
+        return size
+    }
+
+    /// Work-items per work-group for a row-wise kernel over rows of `columns` entries.
+    private func rowGroup(_ name: String, columns: Int) -> Int {
+        powerOfTwoGroup(name, atMost: min(groups.rowReduction, max(columns, 1).nextPowerOfTwo))
+    }
+
+    /// Launches a per-row reduction: one work-group per row, with one float of local scratch per work-item.
+    private func launchRows(_ name: String, rows: Int, columns: Int, _ arguments: [KernelArgument]) {
+        guard rows > 0 else { return }
+        let size = rowGroup(name, columns: columns)
+        launch(name, global: [rows * size], local: [size], arguments + [.local(bytes: size * 4)])
     }
 
     @inline(__always) static func memory(_ t: Tensor) -> cl_mem {
@@ -90,13 +122,27 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         let count = shape.reduce(1, *)
         precondition(offset >= 0 && offset + count <= parent.count, "view out of bounds")
         precondition(offset % viewAlignment == 0, "view offset \(offset) is not a multiple of \(viewAlignment) elements")
-        let parentBuffer = parent.storage as! DeviceBuffer
-        var region = cl_buffer_region(origin: offset * 4, size: max(count, 1) * 4)
+        // OpenCL has no sub-buffers of sub-buffers: a view of a view is cut from the root buffer, at the summed offset.
+        var root = parent.storage as! DeviceBuffer
+        var origin = offset * 4
+        if let grandparent = root.parent {
+            var parentOrigin = 0
+            let status = clGetMemObjectInfo(root.memory, cl_mem_info(CL_MEM_OFFSET), MemoryLayout<Int>.size, &parentOrigin, nil)
+            precondition(status == CL_SUCCESS, "clGetMemObjectInfo(CL_MEM_OFFSET) failed with \(OpenCLError.name(of: status))")
+            origin += parentOrigin
+            root = grandparent
+        }
+        // Nor are there empty sub-buffers: an empty view holds the root itself, which no operation will touch.
+        guard count > 0 else {
+            clRetainMemObject(root.memory)
+            return Tensor(shape: shape, elementType: parent.elementType, storage: DeviceBuffer(memory: root.memory, parent: root))
+        }
+        var region = cl_buffer_region(origin: origin, size: count * 4)
         var status: cl_int = 0
-        let memory = clCreateSubBuffer(parentBuffer.memory, cl_mem_flags(CL_MEM_READ_WRITE),
+        let memory = clCreateSubBuffer(root.memory, cl_mem_flags(CL_MEM_READ_WRITE),
                                        cl_buffer_create_type(CL_BUFFER_CREATE_TYPE_REGION), &region, &status)
         guard let memory else { preconditionFailure("clCreateSubBuffer failed with \(OpenCLError.name(of: status))") }
-        return Tensor(shape: shape, elementType: parent.elementType, storage: DeviceBuffer(memory: memory, parent: parentBuffer))
+        return Tensor(shape: shape, elementType: parent.elementType, storage: DeviceBuffer(memory: memory, parent: root))
     }
 
     // Transfers are blocking: a non-blocking write from a Swift array's temporary pointer would outlive it.
@@ -162,7 +208,11 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     public func sumColumns(_ x: Tensor, into y: Tensor, beta: Float) {
         precondition(y.count == x.columns)
-        launch("sum_columns", global: [x.columns], [.buffer(x), .buffer(y), .float(beta), .int(Int32(x.rows)), .int(Int32(x.columns))])
+        let slices = powerOfTwoGroup("sum_columns", atMost: min(groups.columnSlices, max(x.rows, 1).nextPowerOfTwo))
+        let width = max(1, powerOfTwoGroup("sum_columns", atMost: groups.columnSlices * groups.columnWidth) / slices)
+        launch("sum_columns", global: [x.columns, slices], local: [width, slices], [
+            .buffer(x), .buffer(y), .float(beta), .int(Int32(x.rows)), .int(Int32(x.columns)), .local(bytes: width * slices * 4),
+        ])
     }
 
     // MARK: Element-wise
@@ -221,20 +271,44 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     public func sumRows(_ x: Tensor, into y: Tensor) {
         precondition(y.count == x.rows)
-        launch("sum_rows", global: [x.rows], [.buffer(x), .buffer(y), .int(Int32(x.rows)), .int(Int32(x.columns))])
+        launchRows("sum_rows", rows: x.rows, columns: x.columns, [.buffer(x), .buffer(y), .int(Int32(x.columns))])
     }
 
-    public func sum(_ x: Tensor, into result: Tensor) {
-        launch("reduce_total", global: [256], local: [256], [.buffer(x), .buffer(result), .int(Int32(x.count)), .int(0)])
-    }
+    public func sum(_ x: Tensor, into result: Tensor) { reduceTotal(x, into: result, squares: false) }
 
-    public func sumOfSquares(_ x: Tensor, into result: Tensor) {
-        launch("reduce_total", global: [256], local: [256], [.buffer(x), .buffer(result), .int(Int32(x.count)), .int(1)])
+    public func sumOfSquares(_ x: Tensor, into result: Tensor) { reduceTotal(x, into: result, squares: true) }
+
+    /// Two launches of `reduce_total`: G work-groups write partial totals, then one group adds them. G depends on the
+    /// element count and the device only, so the order of additions, and the result, are fixed.
+    private func reduceTotal(_ x: Tensor, into result: Tensor, squares: Bool) {
+        precondition(result.count >= 1 && result.elementType == .float32)
+        let size = powerOfTwoGroup("reduce_total", atMost: groups.totalGroupSize)
+        let count = groups.totalGroupCount(elements: x.count, groupSize: size)
+        if count == 1 {
+            launch("reduce_total", global: [size], local: [size], [
+                .buffer(x), .buffer(result), .int(Int32(x.count)), .int(squares ? 1 : 0), .local(bytes: size * 4),
+            ])
+            return
+        }
+        if partialTotals == nil {
+            do { partialTotals = try makeTensor([WorkGroups.totalGroups], .float32) } catch let error as OpenCLError {
+                if pendingError == nil { pendingError = error }
+                return
+            } catch { return }
+        }
+        guard let partials = partialTotals else { return }
+        launch("reduce_total", global: [count * size], local: [size], [
+            .buffer(x), .buffer(partials), .int(Int32(x.count)), .int(squares ? 1 : 0), .local(bytes: size * 4),
+        ])
+        let finalSize = powerOfTwoGroup("reduce_total", atMost: count.nextPowerOfTwo)
+        launch("reduce_total", global: [finalSize], local: [finalSize], [
+            .buffer(partials), .buffer(result), .int(Int32(count)), .int(0), .local(bytes: finalSize * 4),
+        ])
     }
 
     public func logSoftmaxRows(_ x: Tensor, into y: Tensor) {
         precondition(x.count == y.count)
-        launch("log_softmax_rows", global: [x.rows], [.buffer(x), .buffer(y), .int(Int32(x.rows)), .int(Int32(x.columns))])
+        launchRows("log_softmax_rows", rows: x.rows, columns: x.columns, [.buffer(x), .buffer(y), .int(Int32(x.columns))])
     }
 
     // MARK: Random numbers
@@ -263,8 +337,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     public func gaussianLogProbability(_ x: Tensor, mean: Tensor, logStd: Tensor, into logp: Tensor) {
         precondition(x.count == mean.count && logStd.count == x.rows && logp.count == x.rows)
-        launch("gaussian_log_probability", global: [x.rows], [
-            .buffer(x), .buffer(mean), .buffer(logStd), .buffer(logp), .int(Int32(x.rows)), .int(Int32(x.columns)),
+        launchRows("gaussian_log_probability", rows: x.rows, columns: x.columns, [
+            .buffer(x), .buffer(mean), .buffer(logStd), .buffer(logp), .int(Int32(x.columns)),
         ])
     }
 
@@ -277,8 +351,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     public func squaredErrorRows(_ prediction: Tensor, _ target: Tensor, into loss: Tensor) {
         precondition(prediction.count == target.count && loss.count == prediction.rows)
-        launch("squared_error_rows", global: [prediction.rows], [
-            .buffer(prediction), .buffer(target), .buffer(loss), .int(Int32(prediction.rows)), .int(Int32(prediction.columns)),
+        launchRows("squared_error_rows", rows: prediction.rows, columns: prediction.columns, [
+            .buffer(prediction), .buffer(target), .buffer(loss), .int(Int32(prediction.columns)),
         ])
     }
 
@@ -307,32 +381,99 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     public func densifyRows(_ matrix: DeviceCSR, rows: Tensor, into dense: Tensor) {
         precondition(dense.rows == rows.count && dense.columns == matrix.columns, "densifyRows shapes")
         fill(dense, with: 0)
-        launch("densify_rows", global: [rows.count], [
-            .buffer(matrix.rowPointers), .buffer(matrix.columnIndices), .buffer(rows), .buffer(dense),
-            .int(Int32(rows.count)), .int(Int32(dense.columns)),
+        guard rows.count > 0 else { return }
+        let size = powerOfTwoGroup("densify_rows", atMost: groups.densifyGroupSize)
+        launch("densify_rows", global: [rows.count * size], local: [size], [
+            .buffer(matrix.rowPointers), .buffer(matrix.columnIndices), .buffer(rows), .buffer(dense), .int(Int32(dense.columns)),
         ])
     }
 
     public func topK(_ scores: Tensor, k: Int, mask: RowMask?, indices: Tensor, values: Tensor) {
         let (batch, n) = (scores.rows, scores.columns)
         precondition(indices.rows == batch && indices.columns == k && values.rows == batch && values.columns == k, "topK shapes")
+        precondition(indices.elementType == .int32 && values.elementType == .float32, "topK: int32 indices, float32 values")
+        guard batch > 0, k > 0 else { return }
         var kind: Int32 = 0
         var (pointers, columns, maskRows, dense) = (indices, indices, indices, scores)
         switch mask {
         case .sparse(let matrix, let rows):
+            precondition(rows.count == batch && rows.elementType == .int32, "topK: one int32 mask row per score row")
             kind = 1
             (pointers, columns, maskRows) = (matrix.rowPointers, matrix.columnIndices, rows)
         case .dense(let m):
+            precondition(m.count == scores.count, "topK: the dense mask is shaped like the scores")
             kind = 2
             dense = m
         case nil:
             break
         }
-        launch("top_k", global: [batch], [
-            .buffer(scores), .int(Int32(batch)), .int(Int32(n)), .int(Int32(k)), .int(kind),
-            .buffer(pointers), .buffer(columns), .buffer(maskRows), .buffer(dense), .buffer(indices), .buffer(values),
+        let masks: [KernelArgument] = [.int(kind), .buffer(pointers), .buffer(columns), .buffer(maskRows), .buffer(dense)]
+        // The largest power-of-two group whose lists, min(k, ⌈n/L⌉) entries per work-item, fit the local-memory budget.
+        var size = powerOfTwoGroup("top_k", atMost: groups.topKGroupSize)
+        func capacity(_ size: Int) -> Int { max(1, min(k, (n + size - 1) / size)) }
+        func bytes(_ size: Int) -> Int { size * capacity(size) * 8 + size * 12 }
+        while size > 1 && bytes(size) > groups.localMemoryBudget { size /= 2 }
+        if bytes(size) > groups.localMemoryBudget {
+            launch("top_k_serial", global: [batch], [
+                .buffer(scores), .int(Int32(batch)), .int(Int32(n)), .int(Int32(k))] + masks + [.buffer(indices), .buffer(values),
+            ])
+            return
+        }
+        let listBytes = size * capacity(size) * 4
+        launch("top_k", global: [batch * size], local: [size], [
+            .buffer(scores), .int(Int32(n)), .int(Int32(k)), .int(Int32(capacity(size)))] + masks + [
+            .buffer(indices), .buffer(values), .local(bytes: listBytes), .local(bytes: listBytes),
+            .local(bytes: size * 4), .local(bytes: size * 4), .local(bytes: size * 4),
         ])
     }
+}
+
+/// Work-group shapes for the reduction and selection kernels, by kind of device.
+///
+/// GPUs want many work-items per row (coalesced loads, hundreds of rows in flight); PoCL runs a work-group as a loop
+/// on one core, where the same kernels are fastest with few work-items (measured on a 2-core Xeon: see the kernels).
+struct WorkGroups: Sendable {
+    /// Work-items per row for sum_rows, log_softmax_rows, gaussian_log_probability and squared_error_rows (at most).
+    let rowReduction: Int
+    /// sum_columns groups: `columnWidth` adjacent columns × `columnSlices` row slices.
+    let columnWidth: Int
+    let columnSlices: Int
+    /// Work-items per group of reduce_total, and the most groups a whole-tensor sum is split into.
+    let totalGroupSize: Int
+    let maxTotalGroups: Int
+    /// Work-items per row of top_k (at most; fewer when the lists do not fit `localMemoryBudget`) and densify_rows.
+    let topKGroupSize: Int
+    let densifyGroupSize: Int
+    /// Local memory one top_k work-group may use: small enough for several groups per GPU core.
+    let localMemoryBudget: Int
+
+    /// Upper bound on `maxTotalGroups`: the size of the partial-totals buffer.
+    static let totalGroups = 1024
+
+    init(device: OpenCLDeviceInfo) {
+        if device.isGPU {
+            (rowReduction, columnWidth, columnSlices) = (256, 32, 8)
+            (totalGroupSize, maxTotalGroups) = (256, Self.totalGroups)
+            (topKGroupSize, densifyGroupSize) = (64, 64)
+        } else {
+            let env = ProcessInfo.processInfo.environment
+            func tune(_ name: String, _ fallback: Int) -> Int { env[name].flatMap(Int.init) ?? fallback }
+            (rowReduction, columnWidth, columnSlices) = (tune("T_ROWS", 1), tune("T_CW", 64), tune("T_CS", 1))
+            (totalGroupSize, maxTotalGroups) = (tune("T_TGS", 64), max(1, tune("T_TG", 2) * device.computeUnits))
+            (topKGroupSize, densifyGroupSize) = (tune("T_TOPK", 1), tune("T_DENSE", 1))
+        }
+        localMemoryBudget = min(device.localMemoryBytes, 32 * 1024)
+    }
+
+    /// Work-groups for a whole-tensor reduction of `elements`: enough that each work-item adds at least 64 elements.
+    func totalGroupCount(elements: Int, groupSize: Int) -> Int {
+        min(maxTotalGroups, max(1, elements / (groupSize * 64)))
+    }
+}
+
+extension Int {
+    /// The smallest power of two ≥ self (for self ≥ 1).
+    fileprivate var nextPowerOfTwo: Int { self <= 1 ? 1 : 1 << (Int.bitWidth - (self - 1).leadingZeroBitCount) }
 }
 
 extension Double {

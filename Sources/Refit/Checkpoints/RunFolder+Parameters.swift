@@ -1,0 +1,28 @@
+/// Weights and optimizer moments of a `ParameterStore` in a run folder, shared by every trainer.
+extension RunFolder {
+    /// `best.safetensors` / `last.safetensors`: the weights under their PyTorch state-dict names.
+    public func saveWeights(_ parameters: ParameterStore, to name: String, metadata: [String: String]) throws {
+        try writeTensors(try parameters.namedTensors(of: parameters.values), to: name, metadata: ["format": "pt"].merging(metadata) { $1 })
+    }
+
+    /// `optimizer.safetensors`: AdamW's moments, named `exp_avg.NAME` and `exp_avg_sq.NAME` as in PyTorch.
+    public func saveOptimizer(_ parameters: ParameterStore) throws {
+        let m = try parameters.namedTensors(of: parameters.firstMoments).map { ("exp_avg.\($0.name)", $0.shape, $0.values) }
+        let v = try parameters.namedTensors(of: parameters.secondMoments).map { ("exp_avg_sq.\($0.name)", $0.shape, $0.values) }
+        try writeTensors(m + v, to: "optimizer.safetensors")
+    }
+
+    /// Loads `last.safetensors` and the moments back; the caller restores the step count from its state.
+    public func restoreTraining(_ parameters: ParameterStore, optimizerStep: Int) throws {
+        try parameters.load(try readTensors("last.safetensors"), into: parameters.values)
+        let optimizer = try readTensors("optimizer.safetensors")
+        func moments(_ prefix: String) -> [String: (shape: [Int], values: [Float])] {
+            Dictionary(uniqueKeysWithValues: optimizer.compactMap { key, value in
+                key.hasPrefix(prefix) ? (String(key.dropFirst(prefix.count)), value) : nil
+            })
+        }
+        try parameters.load(moments("exp_avg."), into: parameters.firstMoments)
+        try parameters.load(moments("exp_avg_sq."), into: parameters.secondMoments)
+        parameters.step = optimizerStep
+    }
+}

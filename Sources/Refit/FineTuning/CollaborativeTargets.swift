@@ -1,0 +1,137 @@
+import Foundation
+import RefitCompute
+
+/// Each user's collaborative target w_u (DESIGN §4): a distribution over at most M items that the user has NOT
+/// interacted with in training, built from the training matrix alone (never validation or test).
+public struct CollaborativeTargets: Sendable, Equatable {
+    /// Per user: (items, weights) with weights summing to 1 (empty when no neighbour has unseen items).
+    public let items: [[Int32]]
+    public let weights: [[Float]]
+    public let itemCount: Int
+
+    public init(items: [[Int32]], weights: [[Float]], itemCount: Int) {
+        precondition(items.count == weights.count)
+        self.items = items
+        self.weights = weights
+        self.itemCount = itemCount
+    }
+
+    /// Keeps the `size` largest entries of a user's raw scores over unseen items, renormalised to sum to 1.
+    /// Ties go to the lower item index, so targets are deterministic.
+    static func normalisedTop(_ scores: [Int32: Double], seen: ArraySlice<Int32>, size: Int) -> ([Int32], [Float]) {
+        let seenSet = Set(seen)
+        let candidates = scores.filter { $0.value > 0 && !seenSet.contains($0.key) }
+            .sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }
+            .prefix(size)
+        let total = candidates.reduce(0) { $0 + $1.value }
+        guard total > 0 else { return ([], []) }
+        return (candidates.map(\.key), candidates.map { Float($0.value / total) })
+    }
+
+    /// User-kNN: the top-k users by cosine similarity of training rows; `c_u = Σ_v s_uv·x_v / Σ_v s_uv`.
+    ///
+    /// Similarities are computed on the device block by block (B users × B users at a time), so memory is
+    /// O(B²) whatever the number of users; only each block's top-k per row returns to the host.
+    public static func userKNN(train: CSRMatrix, neighbors k: Int, targetSize: Int, backend: any Backend, blockSize: Int = 512) throws -> CollaborativeTargets {
+        let users = train.rowCount, itemCount = train.columnCount
+        let matrix = try DeviceCSR(train, on: backend)
+        let inverseNorms = (0..<users).map { train.rowLength($0) > 0 ? Float(1 / Double(train.rowLength($0)).squareRoot()) : 0 }
+        let blocks = stride(from: 0, to: users, by: blockSize).map { $0..<min(users, $0 + blockSize) }
+        // Unit-norm dense rows of one block of users.
+        func normalisedRows(_ range: Range<Int>) throws -> Tensor {
+            let rows = try backend.tensor(range.map { Int32($0) }, shape: [range.count])
+            let dense = try backend.makeTensor([range.count, itemCount], .float32)
+            backend.densifyRows(matrix, rows: rows, into: dense)
+            let scale = try backend.tensor(Array(inverseNorms[range]), shape: [range.count])
+            let zero = try backend.makeTensor([range.count], .float32)
+            backend.combineRows(dense, scaledBy: scale, dense, scaledBy: zero, into: dense)
+            return dense
+        }
+        var neighbours = [[(user: Int, similarity: Float)]](repeating: [], count: users)
+        let kk = min(k, max(users - 1, 1))
+        for rowBlock in blocks {
+            let left = try normalisedRows(rowBlock)
+            for columnBlock in blocks {
+                let right = try normalisedRows(columnBlock)
+                let similarity = try backend.makeTensor([rowBlock.count, columnBlock.count], .float32)
+                backend.matmul(left, transposeA: false, right, transposeB: true, into: similarity, alpha: 1, beta: 0)
+                // A user is not its own neighbour: mask the diagonal when the blocks coincide.
+                var mask: RowMask? = nil
+                if rowBlock == columnBlock {
+                    var diagonal = [Float](repeating: 0, count: rowBlock.count * columnBlock.count)
+                    for i in 0..<rowBlock.count { diagonal[i * columnBlock.count + i] = 1 }
+                    mask = .dense(try backend.tensor(diagonal, shape: [rowBlock.count, columnBlock.count]))
+                }
+                let width = min(kk, columnBlock.count)
+                let indices = try backend.makeTensor([rowBlock.count, width], .int32)
+                let values = try backend.makeTensor([rowBlock.count, width], .float32)
+                backend.topK(similarity, k: width, mask: mask, indices: indices, values: values)
+                let top = try backend.readInt32s(indices), best = try backend.readFloats(values)
+                for (r, u) in rowBlock.enumerated() {
+                    for j in 0..<width where top[r * width + j] >= 0 && best[r * width + j] > 0 {
+                        neighbours[u].append((columnBlock.lowerBound + Int(top[r * width + j]), best[r * width + j]))
+                    }
+                }
+            }
+        }
+        var items: [[Int32]] = [], weights: [[Float]] = []
+        for u in 0..<users {
+            // Merge the per-block candidates: descending similarity, ties to the lower user index.
+            let chosen = neighbours[u].sorted { $0.similarity > $1.similarity || ($0.similarity == $1.similarity && $0.user < $1.user) }.prefix(kk)
+            var scores: [Int32: Double] = [:]
+            for (v, s) in chosen { for item in train.row(v) { scores[item, default: 0] += Double(s) } }
+            let (i, w) = normalisedTop(scores, seen: train.row(u), size: targetSize)
+            items.append(i)
+            weights.append(w)
+        }
+        return CollaborativeTargets(items: items, weights: weights, itemCount: itemCount)
+    }
+
+    /// Item graph: `c_u = x_u·P`, P the row-normalised item–item co-occurrence matrix with a zero diagonal.
+    /// Building P costs O(Σ_u |x_u|²) and each target O(|x_u|·I): linear in the number of users.
+    public static func itemGraph(train: CSRMatrix, targetSize: Int) -> CollaborativeTargets {
+        let itemCount = train.columnCount
+        var cooccurrence = [[Int32: Double]](repeating: [:], count: itemCount)
+        for u in 0..<train.rowCount {
+            let row = train.row(u)
+            for i in row { for j in row where j != i { cooccurrence[Int(i)][j, default: 0] += 1 } }
+        }
+        let rowTotals = cooccurrence.map { $0.values.reduce(0, +) }
+        var items: [[Int32]] = [], weights: [[Float]] = []
+        for u in 0..<train.rowCount {
+            var scores: [Int32: Double] = [:]
+            for i in train.row(u) where rowTotals[Int(i)] > 0 {
+                for (j, count) in cooccurrence[Int(i)] { scores[j, default: 0] += count / rowTotals[Int(i)] }
+            }
+            let (i, w) = normalisedTop(scores, seen: train.row(u), size: targetSize)
+            items.append(i)
+            weights.append(w)
+        }
+        return CollaborativeTargets(items: items, weights: weights, itemCount: itemCount)
+    }
+
+    // MARK: Cache (targets.tsv in the run folder: user index, item index, weight)
+
+    public func write(to url: URL) throws {
+        var text = "user\titem\tweight\n"
+        for (u, row) in items.enumerated() {
+            for (item, weight) in zip(row, weights[u]) { text += "\(u)\t\(item)\t\(weight)\n" }
+        }
+        try AtomicFile.write(text, to: url)
+    }
+
+    public static func read(from url: URL, users: Int, itemCount: Int) throws -> CollaborativeTargets {
+        let text = try String(contentsOf: url, encoding: .utf8)
+        var items = [[Int32]](repeating: [], count: users), weights = [[Float]](repeating: [], count: users)
+        for (n, line) in text.split(separator: "\n").enumerated().dropFirst() {
+            let fields = line.split(separator: "\t")
+            guard fields.count == 3, let u = Int(fields[0]), let i = Int32(fields[1]), let w = Float(fields[2]),
+                  u >= 0, u < users, i >= 0, Int(i) < itemCount else {
+                throw CheckpointError.malformed(path: url.path, reason: "line \(n + 1) is not a valid 'user item weight' row")
+            }
+            items[u].append(i)
+            weights[u].append(w)
+        }
+        return CollaborativeTargets(items: items, weights: weights, itemCount: itemCount)
+    }
+}

@@ -1,0 +1,349 @@
+import Foundation
+import RefitCompute
+
+/// Fine-tuning state for `--resume`, saved as state.json after every epoch.
+public struct FinetuneState: Codable, Sendable {
+    public var epoch = 0
+    public var updates = 0
+    public var optimizerStep = 0
+    public var bestEpoch = 0
+    public var bestValidNDCG20 = -1.0
+    /// Validation metrics of the pre-trained model (epoch 0) and at the best epoch.
+    public var pretrainedValid: [String: Double] = [:]
+    public var bestValid: [String: Double] = [:]
+}
+
+/// What one epoch of fine-tuning did, as logged per epoch.
+public struct FinetuneEpochStatistics: Sendable {
+    public var rewardMean = 0.0
+    public var rewardStd = 0.0
+    public var loss = 0.0
+    public var approximateKL = 0.0
+    public var clipFraction = 0.0
+    public var seconds = 0.0
+    public var usersPerSecond = 0.0
+}
+
+/// ReFiT (DESIGN §4): the reverse diffusion chain as an MDP, optimised with policy gradients.
+///
+/// For a batch of users it samples G trajectories each from `N(μ_θ(x_t, t), η²σ̃_t²·I)` with the network in
+/// inference mode, scores each final x₀ with the reward, forms group-normalised advantages, and descends
+/// `−mean A·Σ_{t∈S} log π_θ(x_{t−1}|x_t)` (mean over items inside log π) through the denoiser.
+///
+/// What a rollout records: x_t and x_{t−1} for the steps S trained on (chosen before the rollout), nothing
+/// else. Replaying from seeds would save that memory but costs a second pass over all T steps per update;
+/// with S a fraction of the steps the stored pairs are the cheaper choice, and memory stays
+/// O(usersPerBatch·G·|S|·I), bounded by the batch, never by the dataset.
+public final class ReFiTTrainer {
+    public let policy: DiffRecModel
+    let reference: DiffRecModel?
+    public let reward: RolloutReward
+    public let dataset: InteractionDataset
+    public let evaluator: TopKEvaluator
+    public let run: RunFolder
+    public let settings: FinetuneSettings
+    public private(set) var state: FinetuneState
+    weak var observer: TrainingObserver?
+    let backend: any Backend
+    let random: HostRandom
+    let steps: Int
+    let logStd: [Double]
+    private let scalar: Tensor
+    private var buffers: [Int: RolloutBuffers] = [:]
+
+    final class RolloutBuffers {
+        let users, timesteps: Tensor
+        let state, noise, mean, meanReference, gradient: Tensor
+        let noiseScale, ones, zeros, logStd, coefficient, logp, dLogp: Tensor
+        var slots: [(xt: Tensor, previous: Tensor)] = []
+        let rows, items: Int
+        let backend: any Backend
+
+        init(_ backend: any Backend, rows: Int, items: Int) throws {
+            self.backend = backend
+            self.rows = rows
+            self.items = items
+            users = try backend.makeTensor([rows], .int32)
+            timesteps = try backend.makeTensor([rows], .int32)
+            state = try backend.makeTensor([rows, items], .float32)
+            noise = try backend.makeTensor([rows, items], .float32)
+            mean = try backend.makeTensor([rows, items], .float32)
+            meanReference = try backend.makeTensor([rows, items], .float32)
+            gradient = try backend.makeTensor([rows, items], .float32)
+            noiseScale = try backend.makeTensor([rows], .float32)
+            ones = try backend.tensor([Float](repeating: 1, count: rows), shape: [rows])
+            zeros = try backend.makeTensor([rows], .float32)
+            logStd = try backend.makeTensor([rows], .float32)
+            coefficient = try backend.makeTensor([rows], .float32)
+            logp = try backend.makeTensor([rows], .float32)
+            dLogp = try backend.makeTensor([rows], .float32)
+        }
+
+        func slot(_ k: Int) throws -> (xt: Tensor, previous: Tensor) {
+            while slots.count <= k {
+                slots.append((try backend.makeTensor([rows, items], .float32), try backend.makeTensor([rows, items], .float32)))
+            }
+            return slots[k]
+        }
+    }
+
+    public init(policy: DiffRecModel, reference: DiffRecModel?, reward: RolloutReward, dataset: InteractionDataset,
+                evaluator: TopKEvaluator, run: RunFolder, settings: FinetuneSettings, state: FinetuneState? = nil,
+                observer: TrainingObserver? = nil) throws {
+        self.policy = policy
+        self.reference = reference
+        self.reward = reward
+        self.dataset = dataset
+        self.evaluator = evaluator
+        self.run = run
+        self.settings = settings
+        self.observer = observer
+        self.state = state ?? FinetuneState()
+        backend = policy.backend
+        random = HostRandom(seed: settings.seed, stream: 2)
+        steps = policy.settings.steps
+        // log(η·σ̃_t) per 0-based step: the policy's standard deviation.
+        logStd = policy.diffusion.schedule.posteriorLogVariancesClipped.map { $0 / 2 + log(Double(settings.explorationScale)) }
+        policy.denoiser.parameters.step = self.state.optimizerStep
+        scalar = try backend.makeTensor([1], .float32)
+    }
+
+    private func rolloutBuffers(_ rows: Int) throws -> RolloutBuffers {
+        if let b = buffers[rows] { return b }
+        let b = try RolloutBuffers(backend, rows: rows, items: dataset.itemCount)
+        buffers[rows] = b
+        return b
+    }
+
+    lazy var trainingUsers: [Int] = (0..<dataset.userCount).filter { dataset.train.rowLength($0) > 0 }
+
+    /// The noisy steps (0-based i ≥ 1) trained on in update `update`: a random subset of the requested size.
+    func trainedSteps(update: Int) -> [Int] {
+        let noisy = Array(1..<steps)
+        guard !noisy.isEmpty else { return [] }
+        let count = max(1, Int((settings.stepFraction * Double(noisy.count)).rounded()))
+        if count >= noisy.count { return noisy.reversed() }
+        let order = random.permutation(noisy.count, round: UInt64(update) | 1 << 40)
+        return order.prefix(count).map { noisy[$0] }.sorted(by: >)
+    }
+
+    /// Rolls out G trajectories per user and returns their rewards; the pairs (x_t, x_{t−1}) of `trained` steps
+    /// are kept in the buffers' slots. Deterministic given (seed, update).
+    func rollout(users: [Int], trained: [Int], update: Int, buffers b: RolloutBuffers) throws -> [Double] {
+        let rowsUsers = users.flatMap { Array(repeating: $0, count: settings.rollouts) }
+        backend.write(rowsUsers.map { Int32($0) }, to: b.users)
+        backend.densifyRows(evaluator.trainMatrix, rows: b.users, into: b.state)
+        let diffusion = policy.diffusion
+        if policy.settings.samplingSteps > 0 {
+            backend.fill(b.timesteps, with: Float(policy.settings.samplingSteps - 1))
+            backend.fillNormal(b.noise, seed: settings.seed ^ 0x5354_4152_54, offset: UInt64(update) * UInt64(b.rows * b.items))
+            try diffusion.qSample(b.state, timesteps: b.timesteps, noise: b.noise, into: b.state)
+        }
+        let noiseSeed = settings.seed ^ 0x524F_4C4C_4F55_54
+        for i in stride(from: steps - 1, through: 0, by: -1) {
+            backend.fill(b.timesteps, with: Float(i))
+            let output = try policy.denoiser.forward(b.state, timesteps: b.timesteps, training: false)
+            try diffusion.predictedStart(modelOutput: output, xt: b.state, timesteps: b.timesteps)
+            let slot = trained.firstIndex(of: i)
+            if let slot { backend.copy(b.state, to: try b.slot(slot).xt) }
+            try diffusion.posteriorMean(predictedStart: output, xt: b.state, timesteps: b.timesteps, into: b.state)
+            guard i > 0 else { break }  // the last step (t = 1) adds no noise
+            let offset = (UInt64(update) * UInt64(steps) + UInt64(i)) * UInt64(b.rows * b.items)
+            backend.fillNormal(b.noise, seed: noiseSeed, offset: offset)
+            backend.fill(b.noiseScale, with: Float(exp(logStd[i])))
+            backend.combineRows(b.state, scaledBy: b.ones, b.noise, scaledBy: b.noiseScale, into: b.state)
+            if let slot { backend.copy(b.state, to: try b.slot(slot).previous) }
+        }
+        return try reward.rewards(x0: b.state, rows: RolloutRows(users: rowsUsers, userTensor: b.users))
+    }
+
+    /// Group-normalised advantages `(r − mean_G)/(std_G + 1e-8)`, clipped; with G = 1, normalised over the batch.
+    static func advantages(_ rewards: [Double], groupSize: Int, clip: Double) -> [Double] {
+        let groups = groupSize > 1 ? stride(from: 0, to: rewards.count, by: groupSize).map { $0..<min(rewards.count, $0 + groupSize) }
+            : [0..<rewards.count]
+        var result = [Double](repeating: 0, count: rewards.count)
+        for g in groups {
+            let values = rewards[g]
+            let mean = values.reduce(0, +) / Double(values.count)
+            let std = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count)).squareRoot()
+            for i in g { result[i] = min(max((rewards[i] - mean) / (std + 1e-8), -clip), clip) }
+        }
+        return result
+    }
+
+    /// The per-row log π of a stored step under the current weights, leaving μ_θ in `b.mean`.
+    func logProbability(step i: Int, slot: (xt: Tensor, previous: Tensor), buffers b: RolloutBuffers) throws -> [Double] {
+        backend.fill(b.timesteps, with: Float(i))
+        let output = try policy.denoiser.forward(slot.xt, timesteps: b.timesteps, training: false)
+        try policy.diffusion.predictedStart(modelOutput: output, xt: slot.xt, timesteps: b.timesteps)
+        try policy.diffusion.posteriorMean(predictedStart: output, xt: slot.xt, timesteps: b.timesteps, into: b.mean)
+        backend.fill(b.logStd, with: Float(logStd[i]))
+        backend.gaussianLogProbability(slot.previous, mean: b.mean, logStd: b.logStd, into: b.logp)
+        return try backend.readFloats(b.logp).map(Double.init)
+    }
+
+    /// One batch of users: rollouts, then REINFORCE (or `ppoEpochs` clipped updates) over the stored steps.
+    func update(users: [Int]) throws -> (rewards: [Double], loss: Double, kl: Double, clipFraction: Double) {
+        let update = state.updates
+        let trained = trainedSteps(update: update)
+        let b = try rolloutBuffers(users.count * settings.rollouts)
+        let rewards = try rollout(users: users, trained: trained, update: update, buffers: b)
+        let advantages = Self.advantages(rewards, groupSize: settings.rollouts, clip: Double(settings.advantageClip))
+        let rows = Double(b.rows)
+        let parameters = policy.denoiser.parameters
+        let schedule = policy.diffusion.schedule
+        var oldLogp: [[Double]] = []
+        var loss = 0.0, clipped = 0, ratios = 0, klSum = 0.0
+        let innerEpochs = max(1, settings.ppoEpochs)
+        for inner in 0..<innerEpochs {
+            parameters.zeroGradients()
+            loss = 0
+            for (k, i) in trained.enumerated() {
+                let slot = try b.slot(k)
+                let logp = try logProbability(step: i, slot: slot, buffers: b)
+                if inner == 0 { oldLogp.append(logp) }
+                var dLogp = [Float](repeating: 0, count: b.rows)
+                for r in 0..<b.rows {
+                    let ratio = exp(logp[r] - oldLogp[k][r])
+                    var active = true
+                    if settings.ppoEpochs > 0 {
+                        let epsilon = Double(settings.clipRange)
+                        active = !((advantages[r] > 0 && ratio > 1 + epsilon) || (advantages[r] < 0 && ratio < 1 - epsilon))
+                        if !active { clipped += 1 }
+                        ratios += 1
+                        loss -= advantages[r] * (active ? ratio : min(max(ratio, 1 - epsilon), 1 + epsilon)) / rows
+                    } else {
+                        loss -= advantages[r] * logp[r] / rows
+                    }
+                    if active { dLogp[r] = Float(-advantages[r] * ratio / rows) }
+                }
+                backend.write(dLogp, to: b.dLogp)
+                backend.gaussianLogProbabilityBackward(slot.previous, mean: b.mean, logStd: b.logStd, dLogp: b.dLogp, into: b.gradient)
+                if let reference, settings.klCoefficient > 0 {
+                    // β·mean_i (μ_θ − μ_ref)²/(2η²σ̃²), averaged over rows: its gradient joins dμ.
+                    let output = try reference.denoiser.forward(slot.xt, timesteps: b.timesteps, training: false)
+                    try reference.diffusion.predictedStart(modelOutput: output, xt: slot.xt, timesteps: b.timesteps)
+                    try reference.diffusion.posteriorMean(predictedStart: output, xt: slot.xt, timesteps: b.timesteps, into: b.meanReference)
+                    let variance = exp(2 * logStd[i])
+                    backend.fill(b.coefficient, with: -1)
+                    backend.combineRows(b.mean, scaledBy: b.ones, b.meanReference, scaledBy: b.coefficient, into: b.meanReference)
+                    backend.axpy(Float(Double(settings.klCoefficient) / (Double(b.items) * variance * rows)), b.meanReference, b.gradient)
+                }
+                // μ = c1·x̂₀ + c2·x_t and, for x0-prediction, x̂₀ = f: dL/df = c1·dL/dμ (eps: also ·(−√(1/ᾱ − 1))).
+                var coefficient = schedule.posteriorMeanCoefficient1[i]
+                if policy.settings.meanType == .eps { coefficient *= -(1 / schedule.alphaBars[i] - 1).squareRoot() }
+                backend.fill(b.coefficient, with: Float(coefficient))
+                backend.combineRows(b.gradient, scaledBy: b.coefficient, b.gradient, scaledBy: b.zeros, into: b.gradient)
+                try policy.denoiser.backward(dOutput: b.gradient)
+            }
+            try parameters.applyAdamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay,
+                                      maxGradientNorm: settings.maxGradientNorm, scratch: scalar)
+        }
+        // Approximate KL(π_old ‖ π_new) = E[log π_old − log π_new], on the first trained step after the update.
+        if let first = trained.first {
+            let newLogp = try logProbability(step: first, slot: try b.slot(0), buffers: b)
+            klSum = zip(oldLogp[0], newLogp).map { $0 - $1 }.reduce(0, +) / rows
+        }
+        state.updates += 1
+        state.optimizerStep = parameters.step
+        return (rewards, loss, klSum, ratios > 0 ? Double(clipped) / Double(ratios) : 0)
+    }
+
+    /// One pass over (a fraction of) the training users.
+    public func trainEpoch() throws -> FinetuneEpochStatistics {
+        let epoch = state.epoch + 1
+        let started = Date()
+        var order = random.permutation(trainingUsers.count, round: UInt64(epoch)).map { trainingUsers[$0] }
+        order = Array(order.prefix(max(1, Int((Double(order.count) * settings.userFraction).rounded()))))
+        var allRewards: [Double] = [], losses: [Double] = [], kls: [Double] = [], clips: [Double] = []
+        let batches = (order.count + settings.usersPerBatch - 1) / settings.usersPerBatch
+        for batch in 0..<batches {
+            let users = Array(order[(batch * settings.usersPerBatch)..<min(order.count, (batch + 1) * settings.usersPerBatch)])
+            let result = try update(users: users)
+            allRewards += result.rewards
+            losses.append(result.loss)
+            kls.append(result.kl)
+            clips.append(result.clipFraction)
+            observer?.batchFinished(epoch: epoch, batch: batch + 1, of: batches)
+        }
+        state.epoch = epoch
+        var statistics = FinetuneEpochStatistics()
+        let mean = allRewards.reduce(0, +) / Double(max(allRewards.count, 1))
+        statistics.rewardMean = mean
+        statistics.rewardStd = (allRewards.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(max(allRewards.count, 1))).squareRoot()
+        statistics.loss = losses.reduce(0, +) / Double(max(losses.count, 1))
+        statistics.approximateKL = kls.reduce(0, +) / Double(max(kls.count, 1))
+        statistics.clipFraction = clips.reduce(0, +) / Double(max(clips.count, 1))
+        statistics.seconds = Date().timeIntervalSince(started)
+        statistics.usersPerSecond = Double(order.count) / statistics.seconds
+        return statistics
+    }
+
+    /// Mean reward of deterministic-seed rollouts for a fixed set of users, without updating: before/after checks.
+    public func meanReward(users: [Int]) throws -> Double {
+        let b = try rolloutBuffers(users.count * settings.rollouts)
+        let rewards = try rollout(users: users, trained: [], update: 1 << 30, buffers: b)
+        return rewards.reduce(0, +) / Double(rewards.count)
+    }
+
+    func validation() throws -> (metrics: RankingMetrics, seconds: Double) {
+        let started = Date()
+        let metrics = try evaluator.evaluate(.valid) { _, input in try policy.scores(input) }
+        let seconds = Date().timeIntervalSince(started)
+        try run.appendMetrics([("kind", .string("eval")), ("epoch", .integer(state.epoch)), ("split", .string("valid")),
+                               ("seconds", .number(seconds))] + metrics.values.map { ($0.key, .number($0.value)) })
+        return (metrics, seconds)
+    }
+
+    /// Fine-tunes for `settings.epochs`, evaluating on validation each epoch and keeping the best weights.
+    @discardableResult
+    public func train() throws -> FinetuneState {
+        if state.epoch == 0 && state.pretrainedValid.isEmpty {
+            let (metrics, seconds) = try validation()
+            state.pretrainedValid = Dictionary(uniqueKeysWithValues: metrics.values.map { ($0.key, $0.value) })
+            state.bestValid = state.pretrainedValid
+            state.bestValidNDCG20 = metrics.ndcg(at: 20)
+            state.bestEpoch = 0
+            try saveWeights(to: "best.safetensors")
+            observer?.log(String(format: "epoch   0 (pre-trained)  valid R@20 %.4f N@20 %.4f (%.1f s)", metrics.recall(at: 20), metrics.ndcg(at: 20), seconds))
+        }
+        while state.epoch < settings.epochs {
+            let s = try trainEpoch()
+            try run.appendMetrics([("kind", .string("epoch")), ("epoch", .integer(state.epoch)), ("reward_mean", .number(s.rewardMean)),
+                                   ("reward_std", .number(s.rewardStd)), ("loss", .number(s.loss)), ("approx_kl", .number(s.approximateKL)),
+                                   ("clip_fraction", .number(s.clipFraction)), ("seconds", .number(s.seconds)),
+                                   ("users_per_second", .number(s.usersPerSecond))])
+            let (metrics, seconds) = try validation()
+            var line = String(format: "epoch %3d  reward %.4f ± %.4f  loss %.4g  KL %.2e  clip %.3f  %.1f s  %.0f users/s  valid R@20 %.4f N@20 %.4f (%.1f s)",
+                              state.epoch, s.rewardMean, s.rewardStd, s.loss, s.approximateKL, s.clipFraction, s.seconds, s.usersPerSecond,
+                              metrics.recall(at: 20), metrics.ndcg(at: 20), seconds)
+            if metrics.ndcg(at: 20) > state.bestValidNDCG20 {
+                state.bestValidNDCG20 = metrics.ndcg(at: 20)
+                state.bestEpoch = state.epoch
+                state.bestValid = Dictionary(uniqueKeysWithValues: metrics.values.map { ($0.key, $0.value) })
+                try saveWeights(to: "best.safetensors")
+                line += "  *best"
+            }
+            try saveCheckpoint()
+            observer?.log(line)
+        }
+        return state
+    }
+
+    func saveWeights(to name: String) throws {
+        try run.saveWeights(policy.denoiser.parameters, to: name, metadata: ["model": "diffrec", "finetune_epoch": String(state.epoch)])
+    }
+
+    func saveCheckpoint() throws {
+        try saveWeights(to: "last.safetensors")
+        try run.saveOptimizer(policy.denoiser.parameters)
+        try run.writeJSON(state, to: "state.json")
+    }
+
+    /// Restores weights, moments and state from a fine-tuning run folder.
+    public static func restore(policy: DiffRecModel, from run: RunFolder) throws -> FinetuneState {
+        let state = try run.readJSON(FinetuneState.self, from: "state.json")
+        try run.restoreTraining(policy.denoiser.parameters, optimizerStep: state.optimizerStep)
+        return state
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import RefitCompute
+
+/// The rows of a rollout batch: row r belongs to user `users[r]` (each user appears G times, user-major).
+public struct RolloutRows {
+    public let users: [Int]
+    /// int32 (R): the users, on the device.
+    public let userTensor: Tensor
+}
+
+/// Scores the final x₀ of each rollout. Implementations read only the training matrix and targets derived
+/// from it: validation and test interactions never reach a reward (a test proves it).
+public protocol RolloutReward: AnyObject {
+    var name: String { get }
+    /// One reward per row of `x0` (R, I).
+    func rewards(x0: Tensor, rows: RolloutRows) throws -> [Double]
+}
+
+/// Log-likelihood rewards `Σ_j w_uj · log softmax(x₀/τ)_j`: a weighted sum of log-softmax entries.
+/// `maskSeen` restricts the softmax to items outside the user's training row (the collaborative reward);
+/// without it the softmax spans every item (the self reward, whose targets are the training items).
+final class LogLikelihoodReward: RolloutReward {
+    let name: String
+    let backend: any Backend
+    let train: DeviceCSR
+    let targets: (Int) -> (items: ArraySlice<Int32>, weights: [Float])
+    let temperature: Float
+    let maskSeen: Bool
+    private var scratch: [Int: (mask: Tensor, logits: Tensor, weights: Tensor, scales: Tensor, penalties: Tensor, sums: Tensor)] = [:]
+
+    init(name: String, backend: any Backend, train: DeviceCSR, temperature: Float, maskSeen: Bool,
+         targets: @escaping (Int) -> (items: ArraySlice<Int32>, weights: [Float])) {
+        self.name = name
+        self.backend = backend
+        self.train = train
+        self.temperature = temperature
+        self.maskSeen = maskSeen
+        self.targets = targets
+    }
+
+    func rewards(x0: Tensor, rows: RolloutRows) throws -> [Double] {
+        let (r, items) = (x0.rows, x0.columns)
+        if scratch[r] == nil {
+            scratch[r] = (try backend.makeTensor([r, items], .float32), try backend.makeTensor([r, items], .float32),
+                          try backend.makeTensor([r, items], .float32), try backend.tensor([Float](repeating: 1 / temperature, count: r), shape: [r]),
+                          try backend.tensor([Float](repeating: maskSeen ? -1e9 : 0, count: r), shape: [r]),
+                          try backend.makeTensor([r], .float32))
+        }
+        let s = scratch[r]!
+        // logits = x₀/τ − 1e9·[seen]: seen items drop out of the softmax's normaliser.
+        backend.densifyRows(train, rows: rows.userTensor, into: s.mask)
+        backend.combineRows(x0, scaledBy: s.scales, s.mask, scaledBy: s.penalties, into: s.logits)
+        backend.logSoftmaxRows(s.logits, into: s.logits)
+        var dense = [Float](repeating: 0, count: r * items)
+        for (row, user) in rows.users.enumerated() {
+            let t = targets(user)
+            for (item, weight) in zip(t.items, t.weights) { dense[row * items + Int(item)] = weight }
+        }
+        backend.write(dense, to: s.weights)
+        backend.multiply(s.logits, s.weights, into: s.weights)
+        backend.sumRows(s.weights, into: s.sums)
+        return try backend.readFloats(s.sums).map(Double.init)
+    }
+}
+
+/// NDCG@K of x₀'s top-K unseen items against the graded collaborative target.
+final class CollaborativeNDCGReward: RolloutReward {
+    let name = RewardKind.collabNDCG.rawValue
+    let backend: any Backend
+    let train: DeviceCSR
+    let targets: CollaborativeTargets
+    let cutoff: Int
+    private var scratch: [Int: (indices: Tensor, values: Tensor)] = [:]
+
+    init(backend: any Backend, train: DeviceCSR, targets: CollaborativeTargets, cutoff: Int) {
+        self.backend = backend
+        self.train = train
+        self.targets = targets
+        self.cutoff = cutoff
+    }
+
+    func rewards(x0: Tensor, rows: RolloutRows) throws -> [Double] {
+        let r = x0.rows
+        if scratch[r] == nil { scratch[r] = (try backend.makeTensor([r, cutoff], .int32), try backend.makeTensor([r, cutoff], .float32)) }
+        let s = scratch[r]!
+        backend.topK(x0, k: cutoff, mask: .sparse(train, rows: rows.userTensor), indices: s.indices, values: s.values)
+        let top = try backend.readInt32s(s.indices)
+        return rows.users.enumerated().map { row, user in
+            let gains = Dictionary(uniqueKeysWithValues: zip(targets.items[user], targets.weights[user]).map { ($0, Double($1)) })
+            var dcg = 0.0
+            for j in 0..<cutoff { dcg += (gains[top[row * cutoff + j]] ?? 0) / log2(Double(j + 2)) }
+            let ideal = gains.values.sorted(by: >).prefix(cutoff).enumerated().reduce(0.0) { $0 + $1.element / log2(Double($1.offset + 2)) }
+            return ideal > 0 ? dcg / ideal : 0
+        }
+    }
+}
+
+/// α·a + (1 − α)·b.
+final class MixedReward: RolloutReward {
+    let name = RewardKind.mixed.rawValue
+    let first: RolloutReward, second: RolloutReward
+    let weight: Double
+
+    init(_ first: RolloutReward, _ second: RolloutReward, weight: Double) {
+        self.first = first
+        self.second = second
+        self.weight = weight
+    }
+
+    func rewards(x0: Tensor, rows: RolloutRows) throws -> [Double] {
+        zip(try first.rewards(x0: x0, rows: rows), try second.rewards(x0: x0, rows: rows)).map { weight * $0 + (1 - weight) * $1 }
+    }
+}
+
+extension RewardKind {
+    /// The reward of this kind for a dataset's training matrix and collaborative targets.
+    public func make(backend: any Backend, train: CSRMatrix, trainOnDevice: DeviceCSR, targets: CollaborativeTargets,
+                     settings: FinetuneSettings) -> RolloutReward {
+        let collab = LogLikelihoodReward(name: RewardKind.collabLoglik.rawValue, backend: backend, train: trainOnDevice,
+                                         temperature: settings.temperature, maskSeen: true) { user in
+            (targets.items[user][...], targets.weights[user])
+        }
+        let selfReward = LogLikelihoodReward(name: RewardKind.selfLoglik.rawValue, backend: backend, train: trainOnDevice,
+                                             temperature: settings.temperature, maskSeen: false) { user in
+            let row = train.row(user)
+            return (row, [Float](repeating: row.isEmpty ? 0 : 1 / Float(row.count), count: row.count))
+        }
+        switch self {
+        case .collabLoglik: return collab
+        case .selfLoglik: return selfReward
+        case .collabNDCG: return CollaborativeNDCGReward(backend: backend, train: trainOnDevice, targets: targets, cutoff: settings.ndcgCutoff)
+        case .mixed: return MixedReward(selfReward, collab, weight: Double(settings.mixWeight))
+        }
+    }
+}
