@@ -111,6 +111,8 @@ struct FinetuneCommand: ParsableCommand {
         console.note("device: \(backend.deviceDescription)")
         let outcome = try FinetuneSession.run(pretrained: RunFolder(from), out: RunFolder(out), settings: settings, backend: backend,
                                               resume: resume, force: force, observer: console)
+        let report = try ReportWriter.write(run: RunFolder(out))
+        console.note("report: \(report.path)")
         console.result(json ? outcome.json : outcome.table(run: out))
     }
 }

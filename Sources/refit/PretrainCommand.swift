@@ -150,6 +150,8 @@ struct PretrainCommand: ParsableCommand {
         }
         let trainer = try DiffRecTrainer(model: diffrec, dataset: dataset, evaluator: evaluator, run: run, state: state, observer: console)
         let final = try trainer.train()
+        let report = try ReportWriter.write(run: run)
+        console.note("report: \(report.path)")
         console.result(PretrainCommand.summary(final, run: run, json: json))
     }
 

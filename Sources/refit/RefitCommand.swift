@@ -6,12 +6,14 @@ struct RefitCommand: AsyncParsableCommand {
         commandName: "refit",
         abstract: "Train diffusion recommenders and fine-tune them with reinforcement learning (ReFiT).",
         subcommands: [
+            DemoCommand.self,
             DevicesCommand.self,
             DataCommand.self,
             PretrainCommand.self,
             FinetuneCommand.self,
             EvalCommand.self,
             RecommendCommand.self,
+            ReportCommand.self,
         ]
     )
 }

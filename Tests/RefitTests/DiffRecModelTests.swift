@@ -101,8 +101,9 @@ import RefitCompute
     }
 
     /// The same step (seed, batch, timesteps, noise, dropout) on the OpenCL device and on the CPU reference.
-    /// Tolerance: loss rows to 1e-5 relative; each gradient entry to 1e-3 relative plus 1e-4 of its tensor's
-    /// largest magnitude (float32 sums over the batch in different orders; the rows carry SNR weights up to ~1e4).
+    /// Tolerance: loss rows to 1e-5 relative; each gradient entry to 1e-4 relative plus 5e-6 of its tensor's
+    /// largest magnitude (float32 sums over the batch in other orders; the rows carry SNR weights of ~1e3–1e4).
+    /// Seen on PoCL: at most 3e-7 of the largest magnitude.
     @Test func oneTrainingStepAgreesAcrossBackends() throws {
         guard let device = try PretrainTestSupport.openCLBackend("the backend comparison of a training step") else { return }
         let dataset = PretrainTestSupport.tinyDataset(users: 40, items: 37)
@@ -123,14 +124,13 @@ import RefitCompute
         for (name, expected) in reference.gradients {
             let scale = expected.map(abs).max() ?? 0
             #expect(scale > 0, "\(name): zero gradient")
-            let got = opencl.gradients[name] ?? []
-            print("XB \(name) scale \(scale) maxdiff \(zip(got, expected).map { abs($0 - $1) }.max()!) maxrel \(zip(got, expected).map { abs($0 - $1) / max(abs($1), 1e-30) }.max()!)")
-            expectAllClose(opencl.gradients[name] ?? [], expected, absolute: 1e-4 * scale, relative: 1e-3, "gradient of \(name)")
+            expectAllClose(opencl.gradients[name] ?? [], expected, absolute: 5e-6 * scale, relative: 1e-4, "gradient of \(name)")
         }
     }
 
     /// The backward pass against central differences of L = Σ_r w_r·mse_r on the CPU reference, for the largest
-    /// and two other entries of every parameter tensor. Float32 forward passes: h = 1e-2, tolerance 2% + 2e-4.
+    /// and two other entries of every parameter tensor. Float32 forward passes: h = 1e-2, tolerance 0.5% + 2e-5
+    /// (seen: at most 1.1e-4 absolute on gradients of ~1, 2.5e-6 on gradients of ~1e-3).
     @Test func backwardMatchesFiniteDifferences() throws {
         let backend = CPUBackend()
         let dataset = PretrainTestSupport.tinyDataset(users: 12, items: 11)
@@ -188,8 +188,7 @@ import RefitCompute
                 try parameters.load(values, into: parameters.values)
                 let numeric = (plus - minus) / Double(2 * h)
                 let analytic = Double(g[index])
-                print("FD \(entry.name)[\(index)] analytic \(analytic) numeric \(numeric) err \(abs(numeric-analytic)) rel \(abs(numeric-analytic)/abs(analytic))")
-                #expect(abs(numeric - analytic) <= 0.02 * abs(analytic) + 2e-4,
+                #expect(abs(numeric - analytic) <= 5e-3 * abs(analytic) + 2e-5,
                         "\(entry.name)[\(index)]: backward \(analytic), finite difference \(numeric)")
                 checked += 1
             }
@@ -212,8 +211,8 @@ import RefitCompute
         for _ in 0..<20 { losses.append(try trainer.trainEpoch()) }
         #expect(losses.allSatisfy { $0.isFinite })
         let first = losses.prefix(3).reduce(0, +) / 3, last = losses.suffix(3).reduce(0, +) / 3
-        print("LOSS", losses)
-        #expect(last < 0.5 * first, "loss \(losses.map { String(format: "%.4f", $0) })")
+        #expect(last < 0.6 * first,  // seen: 0.41 → 0.16
+                "loss \(losses.map { String(format: "%.4f", $0) })")
         #expect(trainer.state.optimizerStep == 20 && trainer.state.epoch == 20)
     }
 }

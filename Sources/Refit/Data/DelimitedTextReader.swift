@@ -268,7 +268,12 @@ private struct LineCursor {
         if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF { position = 3 }
     }
 
-    mutating func next() -> (range: Range<Int>, number: Int)? {
+    struct Line {
+        var range: Range<Int>
+        var number: Int
+    }
+
+    mutating func next() -> Line? {
         while position < bytes.count {
             let start = position
             var end = start
@@ -277,7 +282,7 @@ private struct LineCursor {
             number += 1
             // Only the carriage return is cut: a trailing tab may end an empty last field.
             let trimmed = end > start && bytes[end - 1] == 13 ? end - 1 : end
-            if (start..<trimmed).contains(where: { bytes[$0] != 32 && bytes[$0] != 9 }) { return (start..<trimmed, number) }
+            if (start..<trimmed).contains(where: { bytes[$0] != 32 && bytes[$0] != 9 }) { return Line(range: start..<trimmed, number: number) }
         }
         return nil
     }

@@ -1,0 +1,119 @@
+import Foundation
+
+/// `report.html`: one self-contained page per run (inline SVG, no scripts, no network) with the settings, the
+/// data statistics, the device, the curves, the final metric table and the timings.
+public enum ReportWriter {
+    @discardableResult
+    public static func write(run: RunFolder) throws -> URL {
+        try run.requireRun()
+        let configuration = try run.readJSON(RunConfiguration.self, from: "config.json")
+        let metrics = try run.readMetrics()
+        let epochs = metrics.filter { $0["kind"] as? String == "epoch" }
+        let evaluations = metrics.filter { $0["kind"] as? String == "eval" }
+        func series(_ rows: [[String: Any]], _ key: String, name: String? = nil, band: String? = nil) -> SVGChart.Series {
+            let kept = rows.filter { $0[key] is Double || $0[key] is Int }
+            return SVGChart.Series(name: name ?? key, points: kept.map { (Double($0["epoch"] as? Int ?? 0), number($0[key])) },
+                                   band: band.map { b in kept.map { number($0[b]) } })
+        }
+        let valid = evaluations.filter { $0["split"] as? String == "valid" }
+        let test = evaluations.filter { $0["split"] as? String == "test" }
+        var charts: [SVGChart] = []
+        if configuration.kind == .pretrain {
+            charts.append(SVGChart(title: "Training loss", xLabel: "epoch", yLabel: "loss (weighted MSE per item)", series: [series(epochs, "loss")]))
+        } else {
+            charts.append(SVGChart(title: "Reward (mean ± std over rollouts)", xLabel: "epoch", yLabel: "reward",
+                                   series: [series(epochs, "reward_mean", name: "reward", band: "reward_std")]))
+            charts.append(SVGChart(title: "Approximate KL per update", xLabel: "epoch", yLabel: "KL (nats per item)",
+                                   series: [series(epochs, "approx_kl", name: "approx. KL(old ‖ new)")]))
+            charts.append(SVGChart(title: "PPO clip fraction", xLabel: "epoch", yLabel: "fraction of clipped ratios",
+                                   series: [series(epochs, "clip_fraction", name: "clip fraction")]))
+        }
+        charts.append(SVGChart(title: "Recall@20", xLabel: "epoch", yLabel: "Recall@20",
+                               series: [series(valid, "recall@20", name: "validation")] + (test.isEmpty ? [] : [series(test, "recall@20", name: "test")])))
+        charts.append(SVGChart(title: "NDCG@20", xLabel: "epoch", yLabel: "NDCG@20",
+                               series: [series(valid, "ndcg@20", name: "validation")] + (test.isEmpty ? [] : [series(test, "ndcg@20", name: "test")])))
+        charts.append(SVGChart(title: "Time per epoch", xLabel: "epoch", yLabel: "seconds", series: [series(epochs, "seconds", name: "training")]
+                               + [series(valid, "seconds", name: "validation evaluation")]))
+
+        var html = """
+        <!DOCTYPE html><html><head><meta charset="utf-8"><title>Refit report: \(escape(run.url.lastPathComponent))</title>
+        <style>body{font-family:sans-serif;max-width:1180px;margin:24px auto;color:#222}table{border-collapse:collapse;margin:8px 0 18px}
+        td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+        .charts{display:flex;flex-wrap:wrap;gap:12px}</style></head><body>
+        <h1>Refit \(configuration.kind == .pretrain ? "pre-training" : "fine-tuning (ReFiT)") report: \(escape(run.url.lastPathComponent))</h1>
+        <p>Created \(escape(configuration.createdAt)) by Refit \(escape(configuration.version)) on <b>\(escape(configuration.device))</b>.
+        \(configuration.pretrainedRun.map { "Fine-tuned from <code>\(escape($0))</code>." } ?? "")</p>
+        """
+        html += "<h2>Results</h2>" + resultTable(metrics: metrics, run: run, kind: configuration.kind)
+        html += "<h2>Curves</h2><div class='charts'>" + charts.map(\.svg).joined() + "</div>"
+        let secondsPerEpoch = epochs.map { number($0["seconds"]) }
+        let secondsPerEval = evaluations.map { number($0["seconds"]) }
+        html += "<h2>Timings</h2><table><tr><th>what</th><th>count</th><th>mean seconds</th><th>total seconds</th></tr>"
+        for (label, values) in [("training epoch", secondsPerEpoch), ("evaluation of a split", secondsPerEval)] where !values.isEmpty {
+            let total = values.reduce(0, +)
+            html += "<tr><td>\(label)</td><td>\(values.count)</td><td>\(format(total / Double(values.count)))</td><td>\(format(total))</td></tr>"
+        }
+        html += "</table>"
+        let s = configuration.dataStatistics
+        html += "<h2>Data</h2><table><tr><th>source</th><td>\(escape(configuration.data.path)) (\(escape(s.format.rawValue)))</td></tr>"
+        for (label, value) in [("users", "\(s.users)"), ("items", "\(s.items)"), ("train / valid / test interactions",
+                               "\(s.trainInteractions) / \(s.validInteractions) / \(s.testInteractions)"),
+                               ("density", String(format: "%.4f%%", s.density * 100)), ("split", s.splitMethod),
+                               ("fingerprint", configuration.dataFingerprint)] {
+            html += "<tr><th>\(label)</th><td>\(escape(value))</td></tr>"
+        }
+        html += "</table><h2>Settings</h2>" + settingsTable(configuration) + "</body></html>\n"
+        let url = run.file("report.html")
+        try AtomicFile.write(html, to: url)
+        return url
+    }
+
+    static func number(_ value: Any?) -> Double {
+        if let d = value as? Double { return d }
+        if let i = value as? Int { return Double(i) }
+        return .nan
+    }
+
+    static func format(_ v: Double) -> String { v.isFinite ? String(format: abs(v) < 10 ? "%.4f" : "%.1f", v) : "—" }
+
+    static func escape(_ s: String) -> String { SVGChart.escape(s) }
+
+    static func resultTable(metrics: [[String: Any]], run: RunFolder, kind: RunConfiguration.Kind) -> String {
+        var rows: [(String, [String: Any])] = []
+        if kind == .pretrain, let state = try? run.readJSON(PretrainState.self, from: "state.json") {
+            rows = [("validation at best epoch \(state.bestEpoch)", state.bestValid), ("test at best epoch \(state.bestEpoch)", state.bestTest)]
+        } else if let summary = metrics.last(where: { $0["kind"] as? String == "summary" }) {
+            func pick(_ prefix: String) -> [String: Any] {
+                ["recall@20": summary["\(prefix)recall@20"] as Any, "ndcg@20": summary["\(prefix)ndcg@20"] as Any]
+            }
+            rows = [("pre-trained, validation", pick("pretrained_valid_")), ("pre-trained, test", pick("pretrained_test_")),
+                    ("fine-tuned (best epoch \(summary["best_epoch"] as? Int ?? 0)), validation", pick("valid_")),
+                    ("fine-tuned, test", pick("test_"))]
+        }
+        guard !rows.isEmpty else { return "<p>No finished evaluation yet.</p>" }
+        let keys = ["recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@20", "mrr@20", "recall@50", "ndcg@50", "recall@100", "ndcg@100"]
+        let shown = keys.filter { key in rows.contains { $0.1[key] is Double } }
+        var html = "<table><tr><th></th>" + shown.map { "<th>\($0)</th>" }.joined() + "</tr>"
+        for (label, values) in rows {
+            html += "<tr><td>\(escape(label))</td>" + shown.map { "<td>\(format(number(values[$0])))</td>" }.joined() + "</tr>"
+        }
+        return html + "</table>"
+    }
+
+    static func settingsTable(_ configuration: RunConfiguration) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var html = "<table>"
+        func rows<T: Encodable>(_ title: String, _ value: T) {
+            guard let data = try? encoder.encode(value),
+                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return }
+            for key in object.keys.sorted() {
+                html += "<tr><th>\(escape(title)).\(escape(key))</th><td>\(escape(String(describing: object[key]!)))</td></tr>"
+            }
+        }
+        rows("data", configuration.data)
+        rows("diffrec", configuration.diffrec)
+        if let finetune = configuration.finetune { rows("finetune", finetune) }
+        return html + "</table>"
+    }
+}
