@@ -8,10 +8,10 @@ extension DataFormat: ExpressibleByArgument {}
 /// with `@OptionGroup`, so `--data`, `--min-rating`, `--k-core` … mean the same everywhere.
 /// The seed is not here: each command has one `--seed` that drives everything, data included.
 struct DataOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("A ratings file, a DiffRec split folder, or builtin:demo (default: builtin:demo).", valueName: "path"))
+    @Option(help: ArgumentHelp("A ratings file, a DiffRec split folder, or builtin:demo.", valueName: "path"))
     var data: String = "builtin:demo"
 
-    @Option(help: ArgumentHelp("Input format: \(DataFormat.allCases.map(\.rawValue).joined(separator: ", ")) (default: auto, from the name and first line).", valueName: "format"))
+    @Option(help: ArgumentHelp("Input format; auto decides from the file name and first line.", valueName: "format"))
     var format: DataFormat = .auto
 
     @Option(name: .customLong("min-rating"),
@@ -81,7 +81,7 @@ struct DataCommand: AsyncParsableCommand {
 
         @OptionGroup var dataOptions: DataOptions
 
-        @Option(help: "Seed of the random split and of built-in data (default: 2024).")
+        @Option(help: "Seed of the random split and of built-in data.")
         var seed: UInt64 = 2024
 
         @Flag(help: "Print the statistics and fingerprint as JSON.")
@@ -107,7 +107,7 @@ struct DataCommand: AsyncParsableCommand {
 
         @OptionGroup var dataOptions: DataOptions
 
-        @Option(help: "Seed of the random split and of built-in data (default: 2024).")
+        @Option(help: "Seed of the random split and of built-in data.")
         var seed: UInt64 = 2024
 
         @Option(help: ArgumentHelp("The folder to create (required).", valueName: "dir"))
@@ -117,6 +117,8 @@ struct DataCommand: AsyncParsableCommand {
         var force = false
 
         func run() async throws {
+            // Refuse before the (possibly long) load; the writer checks again before it renames.
+            if FileManager.default.fileExists(atPath: out) && !force { throw DataError.outputExists(path: out) }
             let dataset = try dataOptions.loadDataset(seed: seed)
             print(dataset.describe())
             try DiffRecSplitFiles.write(dataset, to: out, force: force)

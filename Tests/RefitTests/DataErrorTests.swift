@@ -140,6 +140,17 @@ import Testing
         }
     }
 
+    @Test func absurdIndexInADiffRecFolder() throws {
+        try DataTestSupport.withTemporaryFolder { folder in
+            let good = NumpyPairs.encode(users: [0, 1] as [Int32], items: [0, 1] as [Int32])
+            try good.write(to: URL(fileURLWithPath: folder + "/train_list.npy"))
+            try good.write(to: URL(fileURLWithPath: folder + "/valid_list.npy"))
+            try NumpyPairs.encode(users: [2_000_000_000] as [Int32], items: [0] as [Int32])
+                .write(to: URL(fileURLWithPath: folder + "/test_list.npy"))
+            #expect(loadError(folder)?.description.contains("user index 2000000000 is far beyond the 5 pairs") == true)
+        }
+    }
+
     @Test func datasetLeftEmptyByTheFilters() throws {
         try DataTestSupport.withTemporaryFolder { folder in
             let path = try DataTestSupport.write("1::2::3::10\n1::3::2::11\n", to: folder, "ratings.dat")

@@ -86,6 +86,11 @@ public struct ColumnMapping: Sendable, Equatable, CustomStringConvertible {
         self.init(user: user, item: item, rating: found["rating"], time: found["time"])
     }
 
+    /// Whether any column is given by name, which implies a header line.
+    var namesColumns: Bool {
+        [user, item, rating, time].contains { if case .name? = $0 { true } else { false } }
+    }
+
     public var description: String {
         var parts = ["user=\(user)", "item=\(item)"]
         if let rating { parts.append("rating=\(rating)") }

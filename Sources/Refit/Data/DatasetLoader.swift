@@ -53,7 +53,7 @@ public enum DatasetLoader {
         default: layout = TextLayout()
         }
         // Explicit options override what the format presets.
-        if let columns = options.columns { layout.columns = columns; layout.fieldCount = layout.fieldCount.map { max($0, 0) } }
+        if let columns = options.columns { layout.columns = columns }
         if let separator = options.separator { layout.separator = separator }
         if let header = options.hasHeader { layout.hasHeader = header }
         return try DelimitedTextReader.read(data, path: path, layout: layout, format: chosen)

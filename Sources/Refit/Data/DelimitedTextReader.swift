@@ -51,7 +51,7 @@ enum DelimitedTextReader {
         let hasHeader: Bool
         if let given = layout.hasHeader {
             hasHeader = given
-        } else if let columns = layout.columns, [columns.user, columns.item, columns.rating, columns.time].contains(where: { if case .name = $0 { true } else { false } }) {
+        } else if layout.columns?.namesColumns == true {
             hasHeader = true
         } else {
             var peek = lines

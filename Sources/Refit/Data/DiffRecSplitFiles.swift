@@ -24,6 +24,11 @@ public enum DiffRecSplitFiles {
         }
         let userCount = Int(users.max().map { $0 + 1 } ?? 0)
         let itemCount = Int(items.max().map { $0 + 1 } ?? 0)
+        // DiffRec's indices are dense; a stray huge index would make every per-user array enormous.
+        let limit = 4 * users.count + 1_000_000
+        for (role, count) in [("user", userCount), ("item", itemCount)] where count > limit {
+            throw DataError.badFile(path: folder, message: "\(role) index \(count - 1) is far beyond the \(users.count) pairs; DiffRec indices are dense and 0-based")
+        }
         return InteractionLog(users: users, items: items, splits: splits,
                               userIDs: try idMap(DataFiles.join(folder, "user_ids.tsv"), count: userCount),
                               itemIDs: try idMap(DataFiles.join(folder, "item_ids.tsv"), count: itemCount),

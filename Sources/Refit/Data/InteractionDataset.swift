@@ -35,34 +35,41 @@ public struct InteractionDataset: Sendable {
                                          reason: filters.isEmpty ? "to split" : "after the filters (\(filters.joined(separator: ", ")))")
         }
 
-        var rows: [DataSplit: [[Int32]]] = [:]
-        for split in DataSplit.allCases { rows[split] = Array(repeating: [], count: kept.userCount) }
+        var trainRows = [[Int32]](repeating: [], count: kept.userCount), validRows = trainRows, testRows = trainRows
         var trainOnlyUsers = 0
         let method: String
-        let (offsets, ordered) = kept.rowsByUser()
         if let shipped = kept.splits {
             method = "as shipped"
-            for row in 0..<kept.count { rows[shipped[row]]![Int(kept.users[row])].append(kept.items[row]) }
+            for row in 0..<kept.count {
+                let u = Int(kept.users[row]), item = kept.items[row]
+                switch shipped[row] {
+                case .train: trainRows[u].append(item)
+                case .valid: validRows[u].append(item)
+                case .test: testRows[u].append(item)
+                }
+            }
         } else {
             method = kept.timestamps != nil ? "chronological per user \(options.splitRatios)"
                                             : "random per user \(options.splitRatios), seed \(options.seed)"
             var random = SplitMix64(seed: options.seed)
+            let (offsets, ordered) = kept.rowsByUser()
             for u in 0..<kept.userCount {
                 var items = ordered[offsets[u]..<offsets[u + 1]].map { kept.items[$0] }
                 if items.count < options.minInteractionsToSplit {
                     trainOnlyUsers += 1
-                    rows[.train]![u] = items
+                    trainRows[u] = items
                     continue
                 }
                 if kept.timestamps == nil { random.shuffle(&items) }
                 let n = options.splitRatios.counts(items.count)
-                rows[.train]![u] = Array(items[..<n.train])
-                rows[.valid]![u] = Array(items[n.train..<(n.train + n.valid)])
-                rows[.test]![u] = Array(items[(n.train + n.valid)...])
+                trainRows[u] = Array(items[..<n.train])
+                validRows[u] = Array(items[n.train..<(n.train + n.valid)])
+                testRows[u] = Array(items[(n.train + n.valid)...])
             }
         }
-        let matrices = rows.mapValues { CSRMatrix(columnCount: kept.itemCount, rows: $0) }
-        let (train, valid, test) = (matrices[.train]!, matrices[.valid]!, matrices[.test]!)
+        let train = CSRMatrix(columnCount: kept.itemCount, rows: trainRows)
+        let valid = CSRMatrix(columnCount: kept.itemCount, rows: validRows)
+        let test = CSRMatrix(columnCount: kept.itemCount, rows: testRows)
         (self.train, self.valid, self.test) = (train, valid, test)
         userIDs = kept.userIDs
         itemIDs = kept.itemIDs

@@ -1,0 +1,94 @@
+import ArgumentParser
+import Foundation
+import Refit
+import RefitCompute
+
+struct AblateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ablate",
+        abstract: "Fine-tune one pre-trained run over a grid of rewards × neighbour kinds × seeds and write a Markdown table (mean ± sd).",
+        discussion: """
+        Example:
+          refit ablate --from runs/ml1m --rewards collab-loglik,collab-ndcg,self-loglik --neighbor-kinds user-knn,item-graph --seeds 3
+        Each cell is a full `refit finetune` run in OUT/REWARD-NEIGHBORS-seedN; the table goes to OUT/ablation.md.
+        """)
+
+    @Option(help: ArgumentHelp("The pre-trained run folder.", valueName: "dir"))
+    var from: String
+    @Option(help: ArgumentHelp("Where the runs and the table go (default: runs/ablate).", valueName: "dir"))
+    var out: String = "runs/ablate"
+    @Option(help: ArgumentHelp("Rewards, comma-separated (default: collab-loglik,collab-ndcg,self-loglik).", valueName: "list"))
+    var rewards: String = "collab-loglik,collab-ndcg,self-loglik"
+    @Option(help: ArgumentHelp("Neighbour kinds, comma-separated (default: user-knn).", valueName: "list"))
+    var neighborKinds: String = "user-knn"
+    @Option(help: "Seeds per cell: 1, 2, … N (default: 3).")
+    var seeds: Int = 3
+    @OptionGroup var options: FinetuneOptions
+    @OptionGroup var device: DeviceOptions
+    @Flag(help: "Replace an existing output folder.")
+    var force = false
+    @Flag(help: "Print only the final table.")
+    var quiet = false
+
+    func run() throws {
+        let console = Console(quiet: quiet)
+        let rewardKinds = try rewards.split(separator: ",").map { name in
+            guard let kind = RewardKind(rawValue: String(name)) else {
+                throw ValidationError("--rewards: unknown reward '\(name)'; use \(RewardKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return kind
+        }
+        let neighborList = try neighborKinds.split(separator: ",").map { name in
+            guard let kind = NeighborKind(rawValue: String(name)) else {
+                throw ValidationError("--neighbor-kinds: unknown kind '\(name)'; use user-knn or item-graph")
+            }
+            return kind
+        }
+        guard seeds >= 1 else { throw ValidationError("--seeds must be at least 1") }
+        let base = try options.settings()
+        let backend = try device.makeBackend()
+        let folder = RunFolder(out)
+        try folder.create(force: force)
+        let pretrained = try TrainedRun(RunFolder(from), backend: backend)
+        var rows: [String] = []
+        var pretrainedTest: RankingMetrics?
+        for neighbors in neighborList {
+            var targetSettings = base
+            targetSettings.neighbors = neighbors
+            let targets = try FinetuneSession.buildTargets(dataset: pretrained.dataset, settings: targetSettings, backend: backend)
+            for reward in rewardKinds {
+                var outcomes: [FinetuneOutcome] = []
+                for seed in 1...seeds {
+                    var settings = targetSettings
+                    settings.reward = reward
+                    settings.seed = UInt64(seed)
+                    let name = "\(reward.rawValue)-\(neighbors.rawValue)-seed\(seed)"
+                    console.note("== \(name)")
+                    let run = RunFolder(folder.file(name).path)
+                    let outcome = try FinetuneSession.run(pretrained: RunFolder(from), out: run, settings: settings, backend: backend,
+                                                          targets: targets, observer: console)
+                    try ReportWriter.write(run: run)
+                    outcomes.append(outcome)
+                    pretrainedTest = outcome.pretrainedTest
+                }
+                func cell(_ values: [Double]) -> String {
+                    let mean = values.reduce(0, +) / Double(values.count)
+                    let sd = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(max(values.count - 1, 1))).squareRoot()
+                    return String(format: "%.4f ± %.4f", mean, sd)
+                }
+                rows.append("| \(reward.rawValue) | \(neighbors.rawValue) | \(cell(outcomes.map { $0.finetunedValid.ndcg(at: 20) })) | "
+                            + "\(cell(outcomes.map { $0.finetunedTest.recall(at: 20) })) | \(cell(outcomes.map { $0.finetunedTest.ndcg(at: 20) })) | "
+                            + "\(cell(outcomes.map { ($0.finetunedTest.ndcg(at: 20) / $0.pretrainedTest.ndcg(at: 20) - 1) * 100 }))% |")
+            }
+        }
+        var table = "# ReFiT ablation from \(from)\n\n\(seeds) seed(s) per row; best validation-NDCG@20 epoch of each run; mean ± sd over seeds.\n\n"
+        if let pretrainedTest {
+            table += String(format: "Pre-trained model, test: Recall@20 %.4f, NDCG@20 %.4f.\n\n", pretrainedTest.recall(at: 20), pretrainedTest.ndcg(at: 20))
+        }
+        table += "| reward | neighbours | valid NDCG@20 | test Recall@20 | test NDCG@20 | test NDCG@20 change |\n|---|---|---|---|---|---|\n"
+        table += rows.joined(separator: "\n") + "\n"
+        try AtomicFile.write(table, to: folder.file("ablation.md"))
+        console.result(table)
+        console.result("wrote \(folder.file("ablation.md").path)")
+    }
+}
