@@ -34,6 +34,7 @@ __kernel void top_k(__global const float* scores, int columns, int k, int capaci
     __local float* myValue = listValue + lid * capacity;
     __local int* myIndex = listIndex + lid * capacity;
     int count = 0;
+    float threshold = -INFINITY;  // a score must rank above this to enter: -INFINITY, then the last of a full list
     int nextMasked = 0, endMasked = 0;
     if (maskKind == 1) {
         int maskRow = maskRows[r];
@@ -48,8 +49,7 @@ __kernel void top_k(__global const float* scores, int columns, int k, int capaci
             continue;
         }
         float s = row[c];
-        if (!(s > -INFINITY)) continue;
-        if (count == capacity && !(s > myValue[capacity - 1])) continue;
+        if (!(s > threshold)) continue;
         int j = count < capacity ? count++ : capacity - 1;
         while (j > 0 && s > myValue[j - 1]) {
             myValue[j] = myValue[j - 1];
@@ -58,10 +58,18 @@ __kernel void top_k(__global const float* scores, int columns, int k, int capaci
         }
         myValue[j] = s;
         myIndex[j] = c;
+        if (count == capacity) threshold = myValue[capacity - 1];
     }
 
     __global int* outIndex = indices + (size_t)r * k;
     __global float* outValue = values + (size_t)r * k;
+    if (size == 1) {  // one list: it is the answer
+        for (int j = 0; j < k; ++j) {
+            outIndex[j] = j < count ? myIndex[j] : -1;
+            outValue[j] = j < count ? myValue[j] : -INFINITY;
+        }
+        return;
+    }
     int head = 0, j = 0;
     for (; j < k; ++j) {
         headValue[lid] = head < count ? myValue[head] : -INFINITY;

@@ -108,7 +108,7 @@ public final class ReFiTTrainer {
         scalar = try backend.makeTensor([1], .float32)
     }
 
-    private func rolloutBuffers(_ rows: Int) throws -> RolloutBuffers {
+    func rolloutBuffers(_ rows: Int) throws -> RolloutBuffers {
         if let b = buffers[rows] { return b }
         let b = try RolloutBuffers(backend, rows: rows, items: dataset.itemCount)
         buffers[rows] = b
@@ -182,6 +182,29 @@ public final class ReFiTTrainer {
         return try backend.readFloats(b.logp).map(Double.init)
     }
 
+    /// Adds to the parameter gradients the gradient of `Σ_r dLogp[r]·log π(x_{t−1}|x_t)` (dLogp in `b.dLogp`,
+    /// μ_θ left in `b.mean` by `logProbability`), plus the KL penalty's when it is on.
+    func accumulateGradient(step i: Int, slot: (xt: Tensor, previous: Tensor), buffers b: RolloutBuffers) throws {
+        let schedule = policy.diffusion.schedule
+        backend.gaussianLogProbabilityBackward(slot.previous, mean: b.mean, logStd: b.logStd, dLogp: b.dLogp, into: b.gradient)
+        if let reference, settings.klCoefficient > 0 {
+            // β·mean_i (μ_θ − μ_ref)²/(2η²σ̃²), averaged over rows: its gradient joins dμ.
+            let output = try reference.denoiser.forward(slot.xt, timesteps: b.timesteps, training: false)
+            try reference.diffusion.predictedStart(modelOutput: output, xt: slot.xt, timesteps: b.timesteps)
+            try reference.diffusion.posteriorMean(predictedStart: output, xt: slot.xt, timesteps: b.timesteps, into: b.meanReference)
+            let variance = exp(2 * logStd[i])
+            backend.fill(b.coefficient, with: -1)
+            backend.combineRows(b.mean, scaledBy: b.ones, b.meanReference, scaledBy: b.coefficient, into: b.meanReference)
+            backend.axpy(Float(Double(settings.klCoefficient) / (Double(b.items) * variance * Double(b.rows))), b.meanReference, b.gradient)
+        }
+        // μ = c1·x̂₀ + c2·x_t and, for x0-prediction, x̂₀ = f: dL/df = c1·dL/dμ (eps: also ·(−√(1/ᾱ − 1))).
+        var coefficient = schedule.posteriorMeanCoefficient1[i]
+        if policy.settings.meanType == .eps { coefficient *= -(1 / schedule.alphaBars[i] - 1).squareRoot() }
+        backend.fill(b.coefficient, with: Float(coefficient))
+        backend.combineRows(b.gradient, scaledBy: b.coefficient, b.gradient, scaledBy: b.zeros, into: b.gradient)
+        try policy.denoiser.backward(dOutput: b.gradient)
+    }
+
     /// One batch of users: rollouts, then REINFORCE (or `ppoEpochs` clipped updates) over the stored steps.
     func update(users: [Int]) throws -> (rewards: [Double], loss: Double, kl: Double, clipFraction: Double) {
         let update = state.updates
@@ -191,7 +214,6 @@ public final class ReFiTTrainer {
         let advantages = Self.advantages(rewards, groupSize: settings.rollouts, clip: Double(settings.advantageClip))
         let rows = Double(b.rows)
         let parameters = policy.denoiser.parameters
-        let schedule = policy.diffusion.schedule
         var oldLogp: [[Double]] = []
         var loss = 0.0, clipped = 0, ratios = 0, klSum = 0.0
         let innerEpochs = max(1, settings.ppoEpochs)
@@ -218,23 +240,7 @@ public final class ReFiTTrainer {
                     if active { dLogp[r] = Float(-advantages[r] * ratio / rows) }
                 }
                 backend.write(dLogp, to: b.dLogp)
-                backend.gaussianLogProbabilityBackward(slot.previous, mean: b.mean, logStd: b.logStd, dLogp: b.dLogp, into: b.gradient)
-                if let reference, settings.klCoefficient > 0 {
-                    // β·mean_i (μ_θ − μ_ref)²/(2η²σ̃²), averaged over rows: its gradient joins dμ.
-                    let output = try reference.denoiser.forward(slot.xt, timesteps: b.timesteps, training: false)
-                    try reference.diffusion.predictedStart(modelOutput: output, xt: slot.xt, timesteps: b.timesteps)
-                    try reference.diffusion.posteriorMean(predictedStart: output, xt: slot.xt, timesteps: b.timesteps, into: b.meanReference)
-                    let variance = exp(2 * logStd[i])
-                    backend.fill(b.coefficient, with: -1)
-                    backend.combineRows(b.mean, scaledBy: b.ones, b.meanReference, scaledBy: b.coefficient, into: b.meanReference)
-                    backend.axpy(Float(Double(settings.klCoefficient) / (Double(b.items) * variance * rows)), b.meanReference, b.gradient)
-                }
-                // μ = c1·x̂₀ + c2·x_t and, for x0-prediction, x̂₀ = f: dL/df = c1·dL/dμ (eps: also ·(−√(1/ᾱ − 1))).
-                var coefficient = schedule.posteriorMeanCoefficient1[i]
-                if policy.settings.meanType == .eps { coefficient *= -(1 / schedule.alphaBars[i] - 1).squareRoot() }
-                backend.fill(b.coefficient, with: Float(coefficient))
-                backend.combineRows(b.gradient, scaledBy: b.coefficient, b.gradient, scaledBy: b.zeros, into: b.gradient)
-                try policy.denoiser.backward(dOutput: b.gradient)
+                try accumulateGradient(step: i, slot: slot, buffers: b)
             }
             try parameters.applyAdamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay,
                                       maxGradientNorm: settings.maxGradientNorm, scratch: scalar)

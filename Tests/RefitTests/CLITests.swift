@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+@testable import Refit
+
+/// The `refit` executable, run as a user runs it: help, devices, a tiny pre-training run and its evaluation,
+/// and refusals of bad input.
+@Suite struct CLITests {
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var stderrLines: [Substring] { stderr.split(separator: "\n", omittingEmptySubsequences: true) }
+    }
+
+    /// The `refit` binary built beside the test bundle (`.build/debug/refit` or the scratch path in use).
+    static let binary: URL? = {
+        let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let candidates = [
+            testBinary.deletingLastPathComponent().appendingPathComponent("refit"),
+            Bundle.main.bundleURL.appendingPathComponent("refit"),
+            Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("refit"),
+            // macOS: .build/debug/RefitPackageTests.xctest/Contents/MacOS/RefitPackageTests
+            testBinary.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("refit"),
+            packageRoot.appendingPathComponent(".build/debug/refit"),
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
+    }()
+
+    static func refit(_ arguments: [String], timeout: TimeInterval = 300) throws -> Output {
+        let binary = try #require(Self.binary, "the refit executable was not found beside \(CommandLine.arguments[0]); build it first")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("refit-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let outURL = folder.appendingPathComponent("stdout"), errURL = folder.appendingPathComponent("stderr")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = try FileHandle(forWritingTo: outURL)
+        process.standardError = try FileHandle(forWritingTo: errURL)
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning {
+            if Date() > deadline {
+                process.terminate()
+                process.waitUntilExit()
+                Issue.record("refit \(arguments.joined(separator: " ")) ran longer than \(timeout) s")
+                break
+            }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus,
+                      stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
+                      stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+    }
+
+    @Test func helpListsTheCommandsAndThePresets() throws {
+        let help = try Self.refit(["--help"])
+        #expect(help.status == 0, "\(help.stderr)")
+        for command in ["devices", "pretrain", "eval", "recommend"] {
+            #expect(help.stdout.contains(command), "refit --help does not mention \(command)")
+        }
+        let pretrain = try Self.refit(["pretrain", "--help"])
+        #expect(pretrain.status == 0, "\(pretrain.stderr)")
+        for word in ["--preset", "ml-1m-clean", "ml-1m-noisy", "ml-100k", "demo", "--data", "--out", "--device", "--force", "--resume"] {
+            #expect(pretrain.stdout.contains(word), "refit pretrain --help does not mention \(word)")
+        }
+    }
+
+    @Test func devicesListsTheCPUReferenceAndMarksTheAutomaticChoice() throws {
+        let devices = try Self.refit(["devices"])
+        #expect(devices.status == 0, "\(devices.stderr)")
+        #expect(devices.stdout.contains("cpu") && devices.stdout.contains("CPU reference"))
+        #expect(devices.stdout.split(separator: "\n").filter { $0.hasPrefix("*") }.count == 1, "exactly one device is marked:\n\(devices.stdout)")
+    }
+
+    /// A tiny run on the built-in data, then `refit eval --json` on its best checkpoint: the same test numbers as
+    /// the run recorded for its best epoch. Then the run folder is not overwritten without --force.
+    @Test func pretrainThenEvalReproducesTheRecordedTestMetrics() throws {
+        try PretrainTestSupport.withTemporaryFolder { folder in
+            let out = folder + "/tiny"
+            let train = try Self.refit(["pretrain", "--data", "builtin:demo", "--epochs", "2", "--eval-every", "1",
+                                        "--dims", "16", "--steps", "5", "--batch-size", "500", "--out", out])
+            #expect(train.status == 0, "pretrain failed: \(train.stderr)")
+            #expect(train.stdout.contains("best epoch"), "\(train.stdout)")
+            let run = RunFolder(out)
+            let state = try run.readJSON(PretrainState.self, from: "state.json")
+            #expect(state.epoch == 2 && (1...2).contains(state.bestEpoch))
+            let evals = try run.readMetrics().filter { $0["kind"] as? String == "eval" }
+            #expect(evals.count == 4)
+            let recorded = try #require(evals.last { $0["split"] as? String == "test" && $0["epoch"] as? Int == state.bestEpoch })
+
+            let eval = try Self.refit(["eval", "--checkpoint", out, "--json"])
+            #expect(eval.status == 0, "eval failed: \(eval.stderr)")
+            let lines = eval.stdout.split(separator: "\n")
+            #expect(lines.count == 1, "eval --json printed \(lines.count) lines")
+            let printed = try #require(try JSONSerialization.jsonObject(with: Data((lines.first ?? "").utf8)) as? [String: Any])
+            #expect(printed["kind"] as? String == "eval" && printed["split"] as? String == "test")
+            for k in [10, 20, 50, 100] {
+                for metric in ["precision", "recall", "ndcg", "mrr"] {
+                    let key = "\(metric)@\(k)"
+                    let a = printed[key] as? Double, b = recorded[key] as? Double
+                    #expect(a != nil && a == b, "\(key): eval printed \(a ?? .nan), the run recorded \(b ?? .nan)")
+                }
+            }
+
+            // The same --out again, without --force: refused in one line, the run left as it was.
+            let before = try Data(contentsOf: run.file("metrics.jsonl"))
+            let again = try Self.refit(["pretrain", "--data", "builtin:demo", "--epochs", "1", "--out", out])
+            #expect(again.status != 0)
+            #expect(again.stderrLines.count == 1 && again.stderr.contains("--force"), "\(again.stderr)")
+            #expect(try Data(contentsOf: run.file("metrics.jsonl")) == before)
+        }
+    }
+
+    @Test func badInputGivesOneLineAndAFailureStatus() throws {
+        try PretrainTestSupport.withTemporaryFolder { folder in
+            let missing = folder + "/no-such-ratings.csv"
+            let out = folder + "/run"
+            let result = try Self.refit(["pretrain", "--data", missing, "--out", out])
+            #expect(result.status != 0)
+            #expect(result.stderrLines.count == 1, "expected one line, got:\n\(result.stderr)")
+            #expect(result.stderr.contains(missing), "\(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: out), "a failed run left \(out) behind")
+
+            let noRun = try Self.refit(["eval", "--checkpoint", folder + "/nothing-here", "--json"])
+            #expect(noRun.status != 0)
+            #expect(noRun.stderrLines.count == 1 && noRun.stderr.contains("nothing-here"), "\(noRun.stderr)")
+            #expect(noRun.stdout.isEmpty)
+
+            let badDevice = try Self.refit(["pretrain", "--device", "gpu9", "--out", out])
+            #expect(badDevice.status != 0)
+            #expect(badDevice.stderr.contains("gpu9"), "\(badDevice.stderr)")
+        }
+    }
+}
