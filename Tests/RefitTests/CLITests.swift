@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Refit
+import RefitCompute
 
 /// The `refit` executable, run as a user runs it: help, devices, a tiny pre-training run and its evaluation,
 /// and refusals of bad input.
@@ -34,8 +35,8 @@ import Testing
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let outURL = folder.appendingPathComponent("stdout"), errURL = folder.appendingPathComponent("stderr")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -76,7 +77,9 @@ import Testing
         let devices = try Self.refit(["devices"])
         #expect(devices.status == 0, "\(devices.stderr)")
         #expect(devices.stdout.contains("cpu") && devices.stdout.contains("CPU reference"))
-        #expect(devices.stdout.split(separator: "\n").filter { $0.hasPrefix("*") }.count == 1, "exactly one device is marked:\n\(devices.stdout)")
+        let marked = devices.stdout.split(separator: "\n").filter { $0.hasPrefix("* ") && !$0.hasPrefix("* =") }
+        #expect(marked.count == 1, "exactly one device is marked:\n\(devices.stdout)")
+        #expect(marked.first?.contains(DeviceSelection.automaticDevice?.selector ?? "CPU reference") == true)
     }
 
     /// A tiny run on the built-in data, then `refit eval --json` on its best checkpoint: the same test numbers as
@@ -108,6 +111,27 @@ import Testing
                     #expect(a != nil && a == b, "\(key): eval printed \(a ?? .nan), the run recorded \(b ?? .nan)")
                 }
             }
+
+            // Recommendations: a TSV with raw ids, K per user, never an item the user has in train or validation.
+            let recs = folder + "/recs.tsv"
+            let recommend = try Self.refit(["recommend", "--checkpoint", out, "--k", "5", "--out", recs])
+            #expect(recommend.status == 0, "recommend failed: \(recommend.stderr)")
+            let rows = try String(contentsOfFile: recs, encoding: .utf8).split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
+            #expect(rows.first == ["user", "rank", "item", "score"])
+            let dataset = try DatasetLoader.load(path: "builtin:demo")
+            #expect(rows.count == 1 + 5 * dataset.userCount)
+            let userIndex = Dictionary(uniqueKeysWithValues: dataset.userIDs.enumerated().map { ($1, $0) })
+            let itemIndex = Dictionary(uniqueKeysWithValues: dataset.itemIDs.enumerated().map { ($1, $0) })
+            var seen = 0
+            for row in rows.dropFirst() {
+                guard row.count == 4, let u = userIndex[row[0]], let i = itemIndex[row[2]], let rank = Int(row[1]), Float(row[3]) != nil else {
+                    Issue.record("bad recommendation line \(row)")
+                    break
+                }
+                #expect((1...5).contains(rank))
+                if dataset.train.contains(u, i) || dataset.valid.contains(u, i) { seen += 1 }
+            }
+            #expect(seen == 0, "\(seen) recommendations are items the user has in train or validation")
 
             // The same --out again, without --force: refused in one line, the run left as it was.
             let before = try Data(contentsOf: run.file("metrics.jsonl"))

@@ -171,6 +171,8 @@ import Testing
             #expect(back.train == dataset.train && back.valid == dataset.valid && back.test == dataset.test)
             #expect(back.userIDs == dataset.userIDs && back.itemIDs == dataset.itemIDs)
             #expect(back.fingerprint == dataset.fingerprint)
+            try FileManager.default.createSymbolicLink(atPath: folder + "/link", withDestinationPath: out)
+            #expect(try DatasetLoader.load(path: folder + "/link").fingerprint == dataset.fingerprint)
         }
     }
 

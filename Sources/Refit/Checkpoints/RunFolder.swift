@@ -57,7 +57,9 @@ public struct RunFolder: Sendable {
 
     public func readJSON<T: Decodable>(_ type: T.Type, from name: String) throws -> T {
         let url = file(name)
-        guard let data = FileManager.default.contents(atPath: url.path) else { throw CheckpointError.missingRun(path) }
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw name == "config.json" ? CheckpointError.missingRun(path) : CheckpointError.malformed(path: url.path, reason: "file is missing")
+        }
         do { return try JSONDecoder().decode(type, from: data) } catch {
             throw CheckpointError.malformed(path: url.path, reason: "cannot decode \(T.self): \(error)")
         }

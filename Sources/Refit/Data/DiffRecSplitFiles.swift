@@ -104,9 +104,10 @@ enum DataFiles {
         folder.hasSuffix("/") ? folder + name : folder + "/" + name
     }
 
+    /// nil when nothing is there. Symbolic links are followed (listing a folder does, reading attributes does not).
     static func isDirectory(_ path: String) -> Bool? {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
-        return attributes[.type] as? FileAttributeType == .typeDirectory
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        return (try? FileManager.default.contentsOfDirectory(atPath: path)) != nil
     }
 
     static func read(_ path: String) throws -> Data {

@@ -150,8 +150,9 @@ public struct InteractionLog: Sendable {
     }
 
     /// Implicit feedback: rows rated at least `minRating` (all rows when the log has no ratings or the
-    /// threshold is nil), one row per (user, item) pair — the earliest in time order — and, with `kCore`,
-    /// only users and items that keep at least k interactions, repeated until that holds for both at once.
+    /// threshold is nil), one row per (user, item) pair — the earliest in time order, or in file order without
+    /// times (for DiffRec's files: the train copy) — and, with `kCore`, only users and items that keep at
+    /// least k interactions, repeated until that holds for both at once.
     public func filtered(minRating: Float?, kCore: Int?) -> InteractionLog {
         var keep = [Bool](repeating: true, count: count)
         if let minRating, let ratings {
