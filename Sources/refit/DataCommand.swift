@@ -68,14 +68,14 @@ struct DataOptions: ParsableArguments {
     }
 }
 
-struct DataCommand: AsyncParsableCommand {
+struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "Inspect datasets and write reusable splits.",
         subcommands: [Stats.self, Split.self]
     )
 
-    struct Stats: AsyncParsableCommand {
+    struct Stats: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print what a dataset holds: users, items, interactions per split, density, interactions per user.")
 
@@ -87,12 +87,12 @@ struct DataCommand: AsyncParsableCommand {
         @Flag(help: "Print the statistics and fingerprint as JSON.")
         var json = false
 
-        func run() async throws {
+        func run() throws {
             let dataset = try dataOptions.loadDataset(seed: seed)
             if json {
                 struct Report: Encodable { var statistics: DatasetStatistics; var fingerprint: String }
                 let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
                 let text = try encoder.encode(Report(statistics: dataset.statistics, fingerprint: dataset.fingerprint))
                 print(String(decoding: text, as: UTF8.self))
             } else {
@@ -101,7 +101,7 @@ struct DataCommand: AsyncParsableCommand {
         }
     }
 
-    struct Split: AsyncParsableCommand {
+    struct Split: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write a dataset's split as DiffRec .npy files (train_list.npy, valid_list.npy, test_list.npy) plus user_ids.tsv and item_ids.tsv.")
 
@@ -116,7 +116,7 @@ struct DataCommand: AsyncParsableCommand {
         @Flag(help: "Replace the folder if it exists (default: refuse).")
         var force = false
 
-        func run() async throws {
+        func run() throws {
             // Refuse before the (possibly long) load; the writer checks again before it renames.
             if FileManager.default.fileExists(atPath: out) && !force { throw DataError.outputExists(path: out) }
             let dataset = try dataOptions.loadDataset(seed: seed)

@@ -139,6 +139,14 @@ import Testing
         }
     }
 
+    @Test func autoFormatDetectionToleratesWindowsLineEndings() throws {
+        try DataTestSupport.withTemporaryFolder { folder in
+            let path = try DataTestSupport.write("\u{FEFF}user_id:token\titem_id:token\r\n1\t2\r\n", to: folder, "x.tsv")
+            let log = try DatasetLoader.readLog(path: path)
+            #expect(log.format == .recbole && log.userIDs == ["1"] && log.itemIDs == ["2"])
+        }
+    }
+
     @Test func autoFormatDetection() {
         #expect(DataFormat.detect(path: "x/ratings.dat", isDirectory: false, firstLine: "1::2::3::4") == .movieLensDat)
         #expect(DataFormat.detect(path: "ratings.csv", isDirectory: false, firstLine: "userId,movieId,rating,timestamp") == .movieLensCSV)

@@ -42,9 +42,11 @@ public enum DatasetLoader {
         }
 
         let data = try DataFiles.read(path)
-        let firstLine = data.prefix(64 * 1024).split(separator: 10, maxSplits: 1, omittingEmptySubsequences: true).first
-            .map { String(decoding: $0, as: UTF8.self) } ?? ""
-        let chosen = format == .auto ? DataFormat.detect(path: path, isDirectory: false, firstLine: firstLine[...]) : format
+        // The first non-blank line, without a byte-order mark or a carriage return.
+        let firstLine = String(decoding: data.prefix(64 * 1024), as: UTF8.self)
+            .split(whereSeparator: \.isNewline).first { !$0.allSatisfy(\.isWhitespace) }
+            .map { $0.hasPrefix("\u{FEFF}") ? $0.dropFirst() : $0 } ?? ""
+        let chosen = format == .auto ? DataFormat.detect(path: path, isDirectory: false, firstLine: firstLine) : format
         var layout: TextLayout
         switch chosen {
         case .movieLensDat: layout = .movieLensDat
