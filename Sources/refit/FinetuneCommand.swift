@@ -94,26 +94,19 @@ struct FinetuneCommand: ParsableCommand {
     var out: String = "runs/finetune"
     @OptionGroup var options: FinetuneOptions
     @OptionGroup var device: DeviceOptions
-    @Flag(help: "Replace an existing run folder.")
-    var force = false
-    @Flag(help: "Continue the run in --out from its last checkpoint.")
-    var resume = false
-    @Flag(help: "Print only the final results.")
-    var quiet = false
-    @Flag(help: "Print the final results as one JSON object.")
-    var json = false
+    @OptionGroup var runOptions: RunOptions
 
     func run() throws {
-        let console = Console(quiet: quiet || json)
+        let console = Console(quiet: runOptions.quiet || runOptions.json)
         let backend = try device.makeBackend()
-        let settings = resume ? try RunFolder(out).readJSON(RunConfiguration.self, from: "config.json").finetune ?? options.settings()
+        let settings = runOptions.resume ? try RunFolder(out).readJSON(RunConfiguration.self, from: "config.json").finetune ?? options.settings()
             : try options.settings()
         console.note("device: \(backend.deviceDescription)")
         let outcome = try FinetuneSession.run(pretrained: RunFolder(from), out: RunFolder(out), settings: settings, backend: backend,
-                                              resume: resume, force: force, observer: console)
+                                              resume: runOptions.resume, force: runOptions.force, observer: console)
         let report = try ReportWriter.write(run: RunFolder(out))
         console.note("report: \(report.path)")
-        console.result(json ? outcome.json : outcome.table(run: out))
+        console.result(runOptions.json ? outcome.json : outcome.table(run: out))
     }
 }
 

@@ -104,22 +104,15 @@ struct PretrainCommand: ParsableCommand {
     var seed: UInt64 = 1
     @Option(help: ArgumentHelp("The run folder to write (default: runs/pretrain).", valueName: "dir"))
     var out: String = "runs/pretrain"
-    @Flag(help: "Replace an existing run folder.")
-    var force = false
-    @Flag(help: "Continue the run in --out from its last checkpoint.")
-    var resume = false
-    @Flag(help: "Print only the final results.")
-    var quiet = false
-    @Flag(help: "Print the final results as one JSON object.")
-    var json = false
+    @OptionGroup var runOptions: RunOptions
 
     func run() throws {
-        let console = Console(quiet: quiet || json)
+        let console = Console(quiet: runOptions.quiet || runOptions.json)
         let run = RunFolder(out)
         var configuration: RunConfiguration
         let backend = try device.makeBackend()
         let dataset: InteractionDataset
-        if resume {
+        if runOptions.resume {
             try run.requireRun()
             configuration = try run.readJSON(RunConfiguration.self, from: "config.json")
             dataset = try configuration.data.load()
@@ -134,7 +127,7 @@ struct PretrainCommand: ParsableCommand {
             settings.seed = seed
             configuration = RunConfiguration(kind: .pretrain, device: backend.deviceDescription, data: source, dataset: dataset,
                                              diffrec: settings)
-            try run.create(force: force)
+            try run.create(force: runOptions.force)
             try run.writeJSON(configuration, to: "config.json")
         }
         console.note(dataset.describe())
@@ -143,7 +136,7 @@ struct PretrainCommand: ParsableCommand {
         let diffrec = try DiffRecModel(backend: backend, settings: settings, items: dataset.itemCount)
         console.note("model: DiffRec \(settings.dims), T=\(settings.steps), \(diffrec.denoiser.parameters.parameterCount) parameters; run folder \(run.path)")
         let evaluator = try TopKEvaluator(backend: backend, dataset: dataset, batchSize: settings.batchSize)
-        let state = resume ? try DiffRecTrainer.restore(model: diffrec, from: run) : nil
+        let state = runOptions.resume ? try DiffRecTrainer.restore(model: diffrec, from: run) : nil
         if let state {
             try run.filterMetrics { ($0["epoch"] as? Int ?? 0) <= state.epoch }
             console.note("resuming after epoch \(state.epoch) (best so far: epoch \(state.bestEpoch))")
@@ -152,7 +145,7 @@ struct PretrainCommand: ParsableCommand {
         let final = try trainer.train()
         let report = try ReportWriter.write(run: run)
         console.note("report: \(report.path)")
-        console.result(PretrainCommand.summary(final, run: run, json: json))
+        console.result(PretrainCommand.summary(final, run: run, json: runOptions.json))
     }
 
     static func summary(_ state: PretrainState, run: RunFolder, json: Bool) -> String {

@@ -7,10 +7,7 @@ struct RefitCommand: ParsableCommand {
         commandName: "refit",
         abstract: "Train diffusion recommenders and fine-tune them with reinforcement learning (ReFiT).",
         discussion: """
-        Start with `refit demo`. On real data: `refit data stats` → `refit pretrain` → `refit finetune` → `refit eval` →
-        `refit recommend`. `refit devices` lists the OpenCL devices; every computing command takes --device.
-        `pretrain`, `finetune` and `ablate` also read options from --config FILE (YAML or JSON, keys are flag names;
-        the command line wins).
+        Start with `refit demo`. On real data: `refit data stats` → `refit pretrain` → `refit finetune` → `refit eval` → `refit recommend`. `refit devices` lists the OpenCL devices; every computing command takes --device. `pretrain`, `finetune` and `ablate` also read options from --config FILE (YAML or JSON; keys are flag names; the command line wins).
         """,
         subcommands: [
             DemoCommand.self,
@@ -22,6 +19,7 @@ struct RefitCommand: ParsableCommand {
             EvalCommand.self,
             RecommendCommand.self,
             ReportCommand.self,
+            BenchCommand.self,
         ]
     )
 

@@ -1,5 +1,30 @@
+/// A trainer's resumable state (state.json): at least the optimizer's step count.
+public protocol CheckpointState: Codable {
+    var optimizerStep: Int { get }
+}
+
 /// Weights and optimizer moments of a `ParameterStore` in a run folder, shared by every trainer.
 extension RunFolder {
+    /// last.safetensors, optimizer.safetensors and state.json: everything `--resume` reads.
+    public func saveCheckpoint<State: CheckpointState>(_ parameters: ParameterStore, state: State, metadata: [String: String]) throws {
+        try saveWeights(parameters, to: "last.safetensors", metadata: metadata)
+        try saveOptimizer(parameters)
+        try writeJSON(state, to: "state.json")
+    }
+
+    /// Restores what `saveCheckpoint` wrote.
+    public func restoreCheckpoint<State: CheckpointState>(_ parameters: ParameterStore, as type: State.Type) throws -> State {
+        let state = try readJSON(State.self, from: "state.json")
+        try restoreTraining(parameters, optimizerStep: state.optimizerStep)
+        return state
+    }
+
+    /// One evaluation line of metrics.jsonl.
+    public func appendEvaluation(epoch: Int, split: EvaluationSplit, seconds: Double, metrics: RankingMetrics) throws {
+        try appendMetrics([("kind", .string("eval")), ("epoch", .integer(epoch)), ("split", .string(split.rawValue)),
+                           ("seconds", .number(seconds))] + metrics.values.map { ($0.key, .number($0.value)) })
+    }
+
     /// `best.safetensors` / `last.safetensors`: the weights under their PyTorch state-dict names.
     public func saveWeights(_ parameters: ParameterStore, to name: String, metadata: [String: String]) throws {
         try writeTensors(try parameters.namedTensors(of: parameters.values), to: name, metadata: ["format": "pt"].merging(metadata) { $1 })
@@ -13,7 +38,7 @@ extension RunFolder {
     }
 
     /// Loads `last.safetensors` and the moments back; the caller restores the step count from its state.
-    public func restoreTraining(_ parameters: ParameterStore, optimizerStep: Int) throws {
+    func restoreTraining(_ parameters: ParameterStore, optimizerStep: Int) throws {
         try parameters.load(try readTensors("last.safetensors"), into: parameters.values)
         let optimizer = try readTensors("optimizer.safetensors")
         func moments(_ prefix: String) -> [String: (shape: [Int], values: [Float])] {

@@ -2,7 +2,7 @@ import Foundation
 import RefitCompute
 
 /// Fine-tuning state for `--resume`, saved as state.json after every epoch.
-public struct FinetuneState: Codable, Sendable {
+public struct FinetuneState: CheckpointState, Sendable {
     public var epoch = 0
     public var updates = 0
     public var optimizerStep = 0
@@ -296,8 +296,7 @@ public final class ReFiTTrainer {
         let started = Date()
         let metrics = try evaluator.evaluate(.valid) { _, input in try policy.scores(input) }
         let seconds = Date().timeIntervalSince(started)
-        try run.appendMetrics([("kind", .string("eval")), ("epoch", .integer(state.epoch)), ("split", .string("valid")),
-                               ("seconds", .number(seconds))] + metrics.values.map { ($0.key, .number($0.value)) })
+        try run.appendEvaluation(epoch: state.epoch, split: .valid, seconds: seconds, metrics: metrics)
         return (metrics, seconds)
     }
 
@@ -336,20 +335,18 @@ public final class ReFiTTrainer {
         return state
     }
 
+    var checkpointMetadata: [String: String] { ["model": "diffrec", "finetune_epoch": String(state.epoch)] }
+
     func saveWeights(to name: String) throws {
-        try run.saveWeights(policy.denoiser.parameters, to: name, metadata: ["model": "diffrec", "finetune_epoch": String(state.epoch)])
+        try run.saveWeights(policy.denoiser.parameters, to: name, metadata: checkpointMetadata)
     }
 
     func saveCheckpoint() throws {
-        try saveWeights(to: "last.safetensors")
-        try run.saveOptimizer(policy.denoiser.parameters)
-        try run.writeJSON(state, to: "state.json")
+        try run.saveCheckpoint(policy.denoiser.parameters, state: state, metadata: checkpointMetadata)
     }
 
     /// Restores weights, moments and state from a fine-tuning run folder.
     public static func restore(policy: DiffRecModel, from run: RunFolder) throws -> FinetuneState {
-        let state = try run.readJSON(FinetuneState.self, from: "state.json")
-        try run.restoreTraining(policy.denoiser.parameters, optimizerStep: state.optimizerStep)
-        return state
+        try run.restoreCheckpoint(policy.denoiser.parameters, as: FinetuneState.self)
     }
 }

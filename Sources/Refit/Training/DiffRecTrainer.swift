@@ -2,7 +2,7 @@ import Foundation
 import RefitCompute
 
 /// What `--resume` needs beyond the weights and moments: saved as `state.json` after every epoch.
-public struct PretrainState: Codable, Sendable {
+public struct PretrainState: CheckpointState, Sendable {
     public var epoch = 0
     public var optimizerStep = 0
     public var bestEpoch = 0
@@ -167,26 +167,22 @@ public final class DiffRecTrainer {
         let started = Date()
         let metrics = try evaluate(split)
         let seconds = Date().timeIntervalSince(started)
-        try run.appendMetrics([("kind", .string("eval")), ("epoch", .integer(state.epoch)), ("split", .string(split.rawValue)),
-                               ("seconds", .number(seconds))] + metrics.values.map { ($0.key, .number($0.value)) })
+        try run.appendEvaluation(epoch: state.epoch, split: split, seconds: seconds, metrics: metrics)
         return (metrics, seconds)
     }
 
+    var checkpointMetadata: [String: String] { ["model": "diffrec", "epoch": String(state.epoch)] }
+
     func saveWeights(to name: String) throws {
-        try run.saveWeights(model.denoiser.parameters, to: name, metadata: ["model": "diffrec", "epoch": String(state.epoch)])
+        try run.saveWeights(model.denoiser.parameters, to: name, metadata: checkpointMetadata)
     }
 
-    /// last.safetensors, the optimizer moments and state.json: everything `--resume` reads.
     func saveCheckpoint() throws {
-        try saveWeights(to: "last.safetensors")
-        try run.saveOptimizer(model.denoiser.parameters)
-        try run.writeJSON(state, to: "state.json")
+        try run.saveCheckpoint(model.denoiser.parameters, state: state, metadata: checkpointMetadata)
     }
 
     /// Restores weights, moments and state from a run folder written by `saveCheckpoint`.
     public static func restore(model: DiffRecModel, from run: RunFolder) throws -> PretrainState {
-        let state = try run.readJSON(PretrainState.self, from: "state.json")
-        try run.restoreTraining(model.denoiser.parameters, optimizerStep: state.optimizerStep)
-        return state
+        try run.restoreCheckpoint(model.denoiser.parameters, as: PretrainState.self)
     }
 }
