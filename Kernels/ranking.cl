@@ -18,7 +18,7 @@ inline bool ranks_above(float v, int i, float w, int j) { return v > w || (v == 
 // -INFINITY (so NaN too) are skipped, and a row with fewer than k others pads with column -1 and -INFINITY.
 // maskKind: 0 none, 1 CSR (the masked columns of CSR row maskRows[r], ascending within the row), 2 dense (non-zero masks).
 //
-// One work-group of L work-items per row (L a power of two, 1 on CPUs). Pass 1: work-item l scans columns l, l+L, …
+// One work-group of L work-items per row (L a power of two ≥ 2; CPUs run top_k_serial). Pass 1: work-item l scans columns l, l+L, …
 // in ascending order and keeps its own best `capacity` = min(k, ceil(columns / L)) in local memory, sorted, inserting
 // a column only when it ranks strictly above the current last, so equal scores stay in column order. No list can
 // overflow: it holds all the work-item's columns, or k of them. Pass 2: k rounds of a fixed tree of comparisons over
@@ -63,13 +63,6 @@ __kernel void top_k(__global const float* scores, int columns, int k, int capaci
 
     __global int* outIndex = indices + (size_t)r * k;
     __global float* outValue = values + (size_t)r * k;
-    if (size == 1) {  // one list: it is the answer
-        for (int j = 0; j < k; ++j) {
-            outIndex[j] = j < count ? myIndex[j] : -1;
-            outValue[j] = j < count ? myValue[j] : -INFINITY;
-        }
-        return;
-    }
     int head = 0, j = 0;
     for (; j < k; ++j) {
         headValue[lid] = head < count ? myValue[head] : -INFINITY;
@@ -100,8 +93,8 @@ __kernel void top_k(__global const float* scores, int columns, int k, int capaci
     }
 }
 
-// The same selection with one work-item per row, keeping the list in the outputs themselves: for k too large for
-// local memory. Global size: rows.
+// The same selection with one work-item per row, keeping the list in the outputs themselves: for CPU devices (PoCL runs
+// it as fast as a plain loop, and may vectorise across rows) and for k too large for local memory. Global size: rows.
 __kernel void top_k_serial(__global const float* scores, int rows, int columns, int k, int maskKind,
                            __global const int* rowPointers, __global const int* columnIndices, __global const int* maskRows,
                            __global const float* denseMask, __global int* indices, __global float* values) {

@@ -28,7 +28,7 @@ struct FinetuneOptions: ParsableArguments {
     var usersPerBatch: Int?
     @Option(help: "Exploration scale η: the policy's std is η·σ̃_t (default: 1).")
     var explorationScale: Float?
-    @Option(help: "Fraction of the noisy steps trained on per update (default: 1).")
+    @Option(help: "Fraction of the noisy steps trained on per update (default: 0.25).")
     var stepFraction: Double?
     @Option(help: "PPO epochs over each batch of rollouts; 0 is REINFORCE (default: 0).")
     var ppoEpochs: Int?

@@ -1,4 +1,4 @@
-import RefitCompute
+@testable import RefitCompute
 import Testing
 
 /// Shapes every row-wise comparison runs on: 1, 7, 33 and 257 (and DiffRec's 2810 items) on either side, none a
@@ -13,7 +13,27 @@ extension BackendPair {
     func both<T>(_ body: (any Backend) throws -> T) rethrows -> (device: T, reference: T) {
         (try body(device), try body(reference))
     }
+
+    /// The device backend and, when the device is not a GPU, a second backend on it that runs the reduction and
+    /// selection kernels in the work-group shapes chosen for GPUs: PoCL then tests the code paths a GPU takes.
+    /// Each comes with a label for messages.
+    func deviceVariants() throws -> [(label: String, backend: any Backend)] {
+        guard let openCL = device as? OpenCLBackend, !openCL.deviceInfo.isGPU else { return [("", device)] }
+        let gpuShaped = try OpenCLBackend(device: openCL.deviceInfo)
+        gpuShaped.groups = .gpu(localMemoryBytes: openCL.deviceInfo.localMemoryBytes)
+        return [("", device), (" [GPU work-groups]", gpuShaped)]
+    }
+
+    /// `deviceVariants()` and the reference, labelled.
+    func allBackends() throws -> [(label: String, backend: any Backend)] {
+        try deviceVariants() + [(" [reference]", reference)]
+    }
 }
+
+/// A bound on the relative rounding drift of a float32 sum of n terms: 4·ε·√n (ε = 2⁻²³), a few standard deviations
+/// of a left-to-right sum's random-walk error (work-group trees drift less). The worst case, n·ε, is never approached by
+/// the random inputs here; a lost or doubled block of terms shows far above it.
+func summationTolerance(_ n: Int) -> Double { 4 * Double(Float.ulpOfOne) * Double(max(n, 1)).squareRoot() }
 
 /// Deterministic integers in `range`.
 func randomInts(_ count: Int, in range: Range<Int>, seed: UInt64) -> [Int32] {

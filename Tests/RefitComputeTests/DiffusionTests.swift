@@ -57,17 +57,16 @@ import Testing
     func gaussianLogProbability(rows: Int, columns: Int) throws {
         guard let pair = try BackendPair.make() else { return }
         let (x, mean, logStd) = Self.gaussianInputs(rows: rows, columns: columns, seed: 41)
-        let (logp, logpRef) = try pair.both { be in
+        let expected = Self.closedForm(x, mean, logStd, columns: columns)
+        for (label, be) in try pair.allBackends() {
             let out = try be.makeTensor([rows], .float32)
             be.gaussianLogProbability(try be.tensor(x, shape: [rows, columns]), mean: try be.tensor(mean, shape: [rows, columns]),
                                       logStd: try be.tensor(logStd, shape: [rows]), into: out)
-            return try be.readFloats(out)
+            // ½·mean z² ≤ 2/3 here carries the float sum's drift (summationTolerance) and a few ulp of exp(−log σ) as an
+            // absolute error; |logp| ≲ 10 rounds at 2ε.
+            expectClose(try be.readFloats(out), expected, absolute: summationTolerance(columns) + 2e-6, relative: 2.4e-7,
+                        "gaussianLogProbability \(rows)×\(columns)\(label)")
         }
-        let expected = Self.closedForm(x, mean, logStd, columns: columns)
-        // |logp| ≲ 10; the mean of z² carries the float sum's ~1e-6 relative error: 1e-5 absolute and relative.
-        expectClose(logp, expected, absolute: 1e-5, relative: 1e-5, "gaussianLogProbability \(rows)×\(columns)")
-        expectClose(logpRef, expected, absolute: 1e-5, relative: 1e-5, "reference gaussianLogProbability \(rows)×\(columns)")
-        expectClose(logp, logpRef, absolute: 2e-5, relative: 2e-5, "gaussianLogProbability \(rows)×\(columns) vs reference")
     }
 
     /// σ = 1e-4 exactly, x = μ + σ·ε with μ of order 1: (x − μ)² ~ 1e-8 must not be lost against 2σ² ~ 2e-8.
@@ -78,15 +77,14 @@ import Testing
         let epsilon = randomValues(rows * columns, seed: 43).map { $0 * 1.7 }
         let logStd = [Float](repeating: Float(Foundation.log(1e-4)), count: rows)
         let x = (0..<rows * columns).map { Float(Double(mean[$0]) + 1e-4 * Double(epsilon[$0])) }
-        let (logp, logpRef) = try pair.both { be in
+        let expected = Self.closedForm(x, mean, logStd, columns: columns)
+        for (label, be) in try pair.allBackends() {
             let out = try be.makeTensor([rows], .float32)
             be.gaussianLogProbability(try be.tensor(x, shape: [rows, columns]), mean: try be.tensor(mean, shape: [rows, columns]),
                                       logStd: try be.tensor(logStd, shape: [rows]), into: out)
-            return try be.readFloats(out)
+            expectClose(try be.readFloats(out), expected, absolute: summationTolerance(columns) + 2e-6, relative: 2.4e-7,
+                        "gaussianLogProbability σ=1e-4\(label)")
         }
-        let expected = Self.closedForm(x, mean, logStd, columns: columns)
-        expectClose(logp, expected, absolute: 1e-5, relative: 1e-5, "gaussianLogProbability σ=1e-4")
-        expectClose(logpRef, expected, absolute: 1e-5, relative: 1e-5, "reference gaussianLogProbability σ=1e-4")
         // And the closed form is what the inputs were drawn for: ≈ −½·E[ε²] − ½ln 2π − ln 1e-4, E[ε²] = 1.7²/3.
         let roughly = -0.5 * 1.7 * 1.7 / 3 - 0.5 * Foundation.log(2 * Double.pi) - Foundation.log(1e-4)
         #expect(expected.allSatisfy { abs($0 - roughly) < 0.05 }, "\(expected) vs \(roughly)")
@@ -144,20 +142,31 @@ import Testing
         guard let pair = try BackendPair.make() else { return }
         let prediction = randomValues(rows * columns, seed: 51), target = randomValues(rows * columns, seed: 52).map { $0 > 0.5 ? Float(1) : 0 }
         let weights = randomValues(rows, seed: 53).map { $0 * 4 }
-        let (loss, lossRef) = try pair.both { be in
-            let out = try be.makeTensor([rows], .float32)
-            be.squaredErrorRows(try be.tensor(prediction, shape: [rows, columns]), try be.tensor(target, shape: [rows, columns]), into: out)
-            return try be.readFloats(out)
-        }
         let expected = (0..<rows).map { r in
             (0..<columns).reduce(0.0) { acc, c in
                 let d = Double(prediction[r * columns + c]) - Double(target[r * columns + c])
                 return acc + d * d
             } / Double(columns)
         }
-        // A mean of non-negative terms: the float sum's relative error, 4ε as in ReductionTests.
-        expectClose(loss, expected, absolute: 1e-7, relative: 4.8e-7, "squaredErrorRows \(rows)×\(columns)")
-        expectClose(lossRef, expected, absolute: 1e-7, relative: 4.8e-7, "reference squaredErrorRows \(rows)×\(columns)")
+        // Integer differences: every partial sum of squares is exact, so the mean is one correctly rounded division.
+        let integerPrediction = randomInts(rows * columns, in: -3..<4, seed: 54).map(Float.init)
+        let integerTarget = randomInts(rows * columns, in: 0..<2, seed: 55).map(Float.init)
+        let integerLoss = (0..<rows).map { r in
+            (0..<columns).reduce(Float(0)) { acc, c in
+                let d = integerPrediction[r * columns + c] - integerTarget[r * columns + c]
+                return acc + d * d
+            } / Float(columns)
+        }
+        for (label, be) in try pair.allBackends() {
+            let out = try be.makeTensor([rows], .float32)
+            be.squaredErrorRows(try be.tensor(prediction, shape: [rows, columns]), try be.tensor(target, shape: [rows, columns]), into: out)
+            // A mean of non-negative terms: the float sum's drift, plus the division's rounding.
+            expectClose(try be.readFloats(out), expected, absolute: 1e-7, relative: summationTolerance(columns) + 1.2e-7,
+                        "squaredErrorRows \(rows)×\(columns)\(label)")
+            be.squaredErrorRows(try be.tensor(integerPrediction, shape: [rows, columns]), try be.tensor(integerTarget, shape: [rows, columns]),
+                                into: out)
+            expectIdentical(try be.readFloats(out), integerLoss, "squaredErrorRows of integers \(rows)×\(columns)\(label)")
+        }
 
         let (gradient, gradientRef) = try pair.both { be in
             let out = try be.makeTensor([rows, columns], .float32)

@@ -37,8 +37,9 @@ public struct FinetuneSettings: Codable, Sendable, Equatable {
     public var usersPerBatch = 128
     /// Policy std = η·σ̃_t.
     public var explorationScale: Float = 1
-    /// Fraction of the noisy steps trained on per update.
-    public var stepFraction: Double = 1
+    /// Fraction of the noisy steps trained on per update. A quarter keeps an update about as costly as its
+    /// rollouts (each trained step is a forward and a backward pass; a rollout step only a forward).
+    public var stepFraction: Double = 0.25
     /// 0 means REINFORCE (one update per batch of rollouts).
     public var ppoEpochs = 0
     public var clipRange: Float = 0.2

@@ -174,6 +174,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
 
     public func dropout(_ x: Tensor, probability: Float, seed: UInt64, offset: UInt64, into y: Tensor) {
+        precondition(probability >= 0 && probability < 1, "dropout probability \(probability) is not in [0, 1)")
         let xp = floats(x)
         let keepScale = 1 / (1 - probability)
         elementwise(y, x) { i in
