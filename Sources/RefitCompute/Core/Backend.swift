@@ -86,8 +86,8 @@ public protocol Backend: AnyObject, Sendable {
     /// `y = tanh(x)`; may alias.
     func tanh(_ x: Tensor, into y: Tensor)
     /// Inverted dropout with a counter-based mask: entry i is kept when `uniform(seed, offset + i) ≥ probability`,
-    /// and kept entries are scaled by 1/(1 − probability); 0 ≤ probability < 1 (at 1 the scale is infinite). Calling it again with the same (seed, offset) on `dY`
-    /// gives the backward pass. May alias.
+    /// and kept entries are scaled by 1/(1 − probability); 0 ≤ probability < 1 (at 1 the scale is infinite). Calling it
+    /// again with the same (seed, offset) on `dY` gives the backward pass. May alias.
     func dropout(_ x: Tensor, probability: Float, seed: UInt64, offset: UInt64, into y: Tensor)
     /// Copies `width` columns of `source` starting at `sourceColumn` into `destination` at `destinationColumn`,
     /// row by row: concatenation of column blocks and its backward. Both have the same number of rows.

@@ -33,6 +33,7 @@ extension Tensor: CustomStringConvertible {
 }
 
 /// A CSR matrix resident on a backend: `rowPointers` (rows+1, int32) and `columnIndices` (nnz, int32).
+/// Within a row the column indices ascend (as `CSRMatrix` stores them): OpenCL's masked top-K walks them in order.
 public struct DeviceCSR: Sendable {
     public let rowPointers: Tensor
     public let columnIndices: Tensor
