@@ -15,13 +15,13 @@ struct AblateCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("The pre-trained run folder.", valueName: "dir"))
     var from: String
-    @Option(help: ArgumentHelp("Where the runs and the table go (default: runs/ablate).", valueName: "dir"))
+    @Option(help: ArgumentHelp("Where the runs and the table go.", valueName: "dir"))
     var out: String = "runs/ablate"
-    @Option(help: ArgumentHelp("Rewards, comma-separated (default: collab-loglik,collab-ndcg,self-loglik).", valueName: "list"))
+    @Option(help: ArgumentHelp("Rewards, comma-separated.", valueName: "list"))
     var rewards: String = "collab-loglik,collab-ndcg,self-loglik"
-    @Option(help: ArgumentHelp("Neighbour kinds, comma-separated (default: user-knn).", valueName: "list"))
+    @Option(help: ArgumentHelp("Neighbour kinds, comma-separated.", valueName: "list"))
     var neighborKinds: String = "user-knn"
-    @Option(help: "Seeds per cell: 1, 2, … N (default: 3).")
+    @Option(help: "Seeds per cell: 1, 2, … N.")
     var seeds: Int = 3
     @OptionGroup var options: FinetuneOptions
     @OptionGroup var device: DeviceOptions

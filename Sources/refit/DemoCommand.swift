@@ -10,7 +10,7 @@ struct DemoCommand: ParsableCommand {
         discussion: "Needs no download: the built-in dataset is synthetic and generated in code. About 2–3 minutes on 2 CPU cores through PoCL.")
 
     @OptionGroup var device: DeviceOptions
-    @Option(help: ArgumentHelp("Where the two runs go; an existing folder gets a numbered sibling instead (default: runs/demo).", valueName: "dir"))
+    @Option(help: ArgumentHelp("Where the two runs go; an existing folder gets a numbered sibling instead.", valueName: "dir"))
     var out: String = "runs/demo"
     @Flag(help: "Print only the final table.")
     var quiet = false

@@ -11,11 +11,11 @@ struct EvalCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("The run folder (runs/NAME).", valueName: "dir"))
     var checkpoint: String
-    @Option(help: "valid or test (default: test).")
+    @Option(help: "valid or test.")
     var split: EvaluationSplit = .test
-    @Option(help: ArgumentHelp("Cut-offs K, comma-separated (default: 10,20,50,100).", valueName: "list"))
+    @Option(help: ArgumentHelp("Cut-offs K, comma-separated.", valueName: "list"))
     var k: String = "10,20,50,100"
-    @Option(help: ArgumentHelp("Checkpoint file in the run folder (default: best.safetensors).", valueName: "file"))
+    @Option(help: ArgumentHelp("Checkpoint file in the run folder.", valueName: "file"))
     var weights: String = "best.safetensors"
     @OptionGroup var device: DeviceOptions
     @Flag(help: "Print one JSON object, as in metrics.jsonl.")

@@ -90,7 +90,7 @@ struct FinetuneCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("The pre-trained run folder.", valueName: "dir"))
     var from: String
-    @Option(help: ArgumentHelp("The fine-tuning run folder to write (default: runs/finetune).", valueName: "dir"))
+    @Option(help: ArgumentHelp("The fine-tuning run folder to write.", valueName: "dir"))
     var out: String = "runs/finetune"
     @OptionGroup var options: FinetuneOptions
     @OptionGroup var device: DeviceOptions

@@ -100,9 +100,9 @@ struct PretrainCommand: ParsableCommand {
     @OptionGroup var data: DataOptions
     @OptionGroup var model: DiffRecOptions
     @OptionGroup var device: DeviceOptions
-    @Option(help: "Seed of every random draw: initialisation, shuffling, timesteps, noise, dropout (default: 1).")
+    @Option(help: "Seed of every random draw: initialisation, shuffling, timesteps, noise, dropout.")
     var seed: UInt64 = 1
-    @Option(help: ArgumentHelp("The run folder to write (default: runs/pretrain).", valueName: "dir"))
+    @Option(help: ArgumentHelp("The run folder to write.", valueName: "dir"))
     var out: String = "runs/pretrain"
     @OptionGroup var runOptions: RunOptions
 

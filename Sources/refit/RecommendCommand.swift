@@ -14,11 +14,11 @@ struct RecommendCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("The run folder (runs/NAME).", valueName: "dir"))
     var checkpoint: String
-    @Option(help: ArgumentHelp("all, or raw user ids separated by commas (default: all).", valueName: "ids"))
+    @Option(help: ArgumentHelp("all, or raw user ids separated by commas.", valueName: "ids"))
     var users: String = "all"
-    @Option(help: "Recommendations per user (default: 20).")
+    @Option(help: "Recommendations per user.")
     var k: Int = 20
-    @Option(help: "Items never recommended: train, train+valid (the test-time mask) or all (train+valid+test) (default: train+valid).")
+    @Option(help: "Items never recommended: train, train+valid (the test-time mask) or all (train+valid+test).")
     var exclude: Exclusion = .trainValid
     @Option(help: ArgumentHelp("The TSV file to write.", valueName: "file"))
     var out: String
