@@ -15,8 +15,12 @@
 //     then sweeps its rows LIN_CPU_MR at a time, keeping an LIN_CPU_MR x (16*LIN_CPU_NV) tile of C in float16
 //     registers (24 of AVX-512's 32 for 12 x 32) and doing, per inner index, LIN_CPU_NV vector loads of the packed
 //     panel and LIN_CPU_MR broadcasts of A into 24 FMAs. Partial sums go through C between kc blocks (one read and
-//     one write per kc FMAs). PoCL turns each float16 operation into one AVX-512 instruction; larger work-groups or
-//     local-memory sharing between work-items do not pay on a CPU, where a work-group is a loop on one core.
+//     one write per kc FMAs). The forward pass's panel (rows of W) is transposed 16 x 16 in registers. When A is
+//     stored transposed (dW = dY'^T X) its MR values per inner index are adjacent but a row of M apart from the
+//     next index's, so each tile first gathers them into a contiguous local block. PoCL turns each float16
+//     operation into one AVX-512 instruction; larger work-groups or local-memory sharing between work-items do not
+//     pay on a CPU, where a work-group is a loop on one core. Measured on 2 AVX-512 cores (PoCL 3.1): about 210-250
+//     GFLOP/s of core time for the forward and dX products at DiffRec's shapes, 180-240 for dW.
 //   linear_gemm_gpu: for GPUs. A classic tiled kernel: a work-group of LIN_GPU_TS/LIN_GPU_WPT squared work-items
 //     computes a LIN_GPU_TS x LIN_GPU_TS tile of C, staging LIN_GPU_TSK-deep slices of A and B in local memory
 //     (loaded coalesced along whichever stride is 1); each work-item accumulates LIN_GPU_WPT x LIN_GPU_WPT outputs
@@ -63,6 +67,18 @@
     LIN_SWAP2(r8, r10) LIN_SWAP2(r9, r11) LIN_SWAP2(r12, r14) LIN_SWAP2(r13, r15) \
     LIN_SWAP1(r0, r1) LIN_SWAP1(r2, r3) LIN_SWAP1(r4, r5) LIN_SWAP1(r6, r7) \
     LIN_SWAP1(r8, r9) LIN_SWAP1(r10, r11) LIN_SWAP1(r12, r13) LIN_SWAP1(r14, r15) }
+
+// tanh for the CPU kernel's stores: (1 - e)/(1 + e) with e = exp(-2|x|), and x - x^3/3 + 2x^5/15 below |x| = 1/16,
+// where 1 - e would cancel. Relative error below 3e-7 (measured against double precision); about 1.6 times as fast
+// as PoCL's tanh, which matters on layers with few inputs (200 -> 600: 15% of the product's time).
+float16 lin_tanh16(float16 x) {
+    const float16 ax = fabs(x);
+    const float16 e = exp(-2.0f * ax);
+    const float16 large = (1.0f - e) / (1.0f + e);
+    const float16 x2 = x * x;
+    const float16 small = ax * fma(x2, fma(x2, 2.0f / 15.0f, -1.0f / 3.0f), 1.0f);
+    return copysign(select(large, small, ax < 0.0625f), x);
+}
 
 // One inner step of the register tile: LIN_CPU_NV vector loads of the packed panel row, LIN_CPU_MR broadcasts of
 // A(i0 + r, k) = A_OF_R, LIN_CPU_MR * LIN_CPU_NV fused multiply-adds.
@@ -150,8 +166,13 @@ void linear_gemm_cpu(__global const float* a, int asi, int ask,
                 if (asi == 1 && i0 + LIN_CPU_MR <= M) {
                     for (int k = 0; k < kc; ++k) {
                         __global const float* src = ar[0] + (size_t)k * ask;
+#if LIN_CPU_MR == 12
+                        vstore8(vload8(0, src), 0, apanel + k * LIN_CPU_MR);  // vector moves: 2-3x faster than a loop
+                        vstore4(vload4(0, src + 8), 0, apanel + k * LIN_CPU_MR + 8);
+#else
                         #pragma unroll
                         for (int r = 0; r < LIN_CPU_MR; ++r) apanel[k * LIN_CPU_MR + r] = src[r];
+#endif
                     }
                 } else {
                     for (int k = 0; k < kc; ++k) {
@@ -173,7 +194,7 @@ void linear_gemm_cpu(__global const float* a, int asi, int ask,
                         if (!first) o += vload16(v, cr);
                         else if (beta != 0.0f) o += beta * vload16(v, cr);
                         if (last && (flags & 1)) o += vload16(v, bias + j0);
-                        if (last && (flags & 2)) o = tanh(o);
+                        if (last && (flags & 2)) o = lin_tanh16(o);
                         vstore16(o, v, cr);
                     }
                 } else {

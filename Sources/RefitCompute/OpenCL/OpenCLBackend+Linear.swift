@@ -45,16 +45,21 @@ extension OpenCLBackend {
             .buffer(c), .int(Int32(n)), .int(Int32(m)), .int(Int32(n)), .int(Int32(k)),
             .float(alpha), .float(beta), .buffer(bias ?? c), .int((bias == nil ? 0 : 1) | (tanh ? 2 : 0)),
         ]
-        switch family ?? tuning.family {
+        var chosen = family ?? tuning.family
+        let group = LinearTuning.gpuGroup
+        if chosen == .gpu && powerOfTwoGroup("linear_gemm_gpu", atMost: group * group) < group * group {
+            chosen = .cpu  // this device cannot run the GPU kernel's 16 × 16 work-groups (too many registers?)
+        }
+        switch chosen {
         case .cpu:
-            let plan = tuning.cpuPlan(m: m, n: n)
+            let plan = tuning.cpuPlan(m: m, n: n, transposedA: transposeA)
             launch("linear_gemm_cpu", global: [plan.panels, plan.rowBlocks], local: [1, 1], arguments + [
                 .int(Int32(plan.rowsPerItem)), .int(Int32(tuning.innerBlock)),
                 .local(bytes: tuning.innerBlock * LinearTuning.cpuPanel * 4),
                 .local(bytes: tuning.innerBlock * LinearTuning.cpuTileRows * 4),
             ])
         case .gpu:
-            let (tile, group) = (LinearTuning.gpuTile, LinearTuning.gpuGroup)
+            let tile = LinearTuning.gpuTile
             launch("linear_gemm_gpu", global: [(n + tile - 1) / tile * group, (m + tile - 1) / tile * group],
                    local: [group, group], arguments)
         }
@@ -76,6 +81,8 @@ struct LinearTuning: Sendable, Equatable {
     static let cpuPanel = 32
     /// Rows of C per CPU register tile: LIN_CPU_MR.
     static let cpuTileRows = 12
+    /// Most register tiles per work-item for a tall transposed A (see `cpuPlan`).
+    static let transposedRowTiles = 40
     /// Rows and columns of C per GPU work-group: LIN_GPU_TS; work-groups are gpuGroup² work-items (TS/WPT).
     static let gpuTile = 64
     static let gpuGroup = 16
@@ -101,12 +108,16 @@ struct LinearTuning: Sendable, Equatable {
     }
 
     /// The CPU family's grid: one work-item per 32-column panel and block of rows. Rows are split only as far as
-    /// needed to give every compute unit several work-items, since each split re-packs the panel.
-    func cpuPlan(m: Int, n: Int) -> (panels: Int, rowBlocks: Int, rowsPerItem: Int) {
+    /// needed to give every compute unit several work-items, since each split re-packs the panel — and, when A is
+    /// stored transposed and tall (dW of a layer with thousands of outputs), into blocks of at most
+    /// `transposedRowTiles` tiles, so that the rows a core gathers stay in its L2 cache from one panel to the next
+    /// (PoCL hands each thread consecutive work-items): +12% on 2810 × 600 × 400, nothing at M ≤ 1024.
+    func cpuPlan(m: Int, n: Int, transposedA: Bool = false) -> (panels: Int, rowBlocks: Int, rowsPerItem: Int) {
         let panels = (n + Self.cpuPanel - 1) / Self.cpuPanel
         let tiles = max(1, (m + Self.cpuTileRows - 1) / Self.cpuTileRows)
         let target = itemsPerComputeUnit * computeUnits
-        let blocks = min(tiles, max(1, (target + panels - 1) / max(panels, 1)))
+        var blocks = min(tiles, max(1, (target + panels - 1) / max(panels, 1)))
+        if transposedA && m >= 2048 { blocks = max(blocks, (tiles + Self.transposedRowTiles - 1) / Self.transposedRowTiles) }
         let rowsPerItem = (tiles + blocks - 1) / blocks * Self.cpuTileRows
         return (panels, (m + rowsPerItem - 1) / rowsPerItem, rowsPerItem)
     }
