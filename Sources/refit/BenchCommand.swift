@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
+import Refit
 import RefitCompute
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Time compute kernels on a device.",
-        subcommands: [Linear.self])
+        subcommands: [Linear.self, DiffRec.self])
 
     struct Linear: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -44,6 +45,41 @@ struct BenchCommand: ParsableCommand {
                 FileHandle.standardError.write(Data((line + "\n").utf8))
             }
             print(report.table)
+        }
+    }
+
+    struct DiffRec: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "diffrec",
+            abstract: "Time one DiffRec training epoch and one full evaluation (all users, T reverse steps) on a dataset.",
+            discussion: "For scale, DiffRec's PyTorch code (MKL, AVX-512) on a 2-core CPU of this project's machine kind takes "
+                + "about 1–1.5 s per ML-1M epoch and about 10 s per split's evaluation (DESIGN.md §3); those are not measured here.")
+
+        @OptionGroup var data: DataOptions
+        @OptionGroup var model: DiffRecOptions
+        @OptionGroup var deviceOptions: DeviceOptions
+        @Option(help: "valid or test.")
+        var split: EvaluationSplit = .test
+        @Option(help: "Timed repetitions (the best is reported), after one warm-up epoch and evaluation.")
+        var repeats: Int = 1
+        @Flag(help: "Print the result as JSON.")
+        var json = false
+
+        func run() throws {
+            guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+            let backend = try deviceOptions.makeBackend()
+            let arguments = try data.loaderArguments(seed: 2024)
+            let dataset = try DatasetLoader.load(path: arguments.path, format: arguments.format, options: arguments.options)
+            let settings = try model.settings(defaultPreset: arguments.path.hasPrefix("builtin") ? .demo : .ml1mClean)
+            FileHandle.standardError.write(Data("device: \(backend.deviceDescription)\n".utf8))
+            let result = try PretrainBenchmark.run(backend: backend, dataset: dataset, settings: settings, split: split, repetitions: repeats)
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            } else {
+                print(result.summary)
+            }
         }
     }
 }

@@ -14,7 +14,7 @@ public enum CheckpointError: Error, CustomStringConvertible {
             "tensor \(name) has shape \(found) in the checkpoint, but the model needs \(expected)"
         case .malformed(let path, let reason): "\(path): \(reason)"
         case .missingRun(let path): "\(path): no such run folder (expected config.json and best.safetensors inside)"
-        case .runExists(let path): "\(path) already holds a run; choose another --out or pass --force to replace it"
+        case .runExists(let path): "\(path) already exists and is not empty; choose another --out or pass --force to replace it"
         }
     }
 }
