@@ -46,6 +46,8 @@ public final class ReFiTTrainer {
     weak var observer: TrainingObserver?
     let backend: any Backend
     let random: HostRandom
+    /// A separate stream for the choice of trained steps, so it never coincides with the epoch shuffles.
+    let stepRandom: HostRandom
     let steps: Int
     let logStd: [Double]
     private let scalar: Tensor
@@ -101,6 +103,7 @@ public final class ReFiTTrainer {
         self.state = state ?? FinetuneState()
         backend = policy.backend
         random = HostRandom(seed: settings.seed, stream: 2)
+        stepRandom = HostRandom(seed: settings.seed, stream: 3)
         steps = policy.settings.steps
         // log(η·σ̃_t) per 0-based step: the policy's standard deviation.
         logStd = policy.diffusion.schedule.posteriorLogVariancesClipped.map { $0 / 2 + log(Double(settings.explorationScale)) }
@@ -123,7 +126,7 @@ public final class ReFiTTrainer {
         guard !noisy.isEmpty else { return [] }
         let count = max(1, Int((settings.stepFraction * Double(noisy.count)).rounded()))
         if count >= noisy.count { return noisy.reversed() }
-        let order = random.permutation(noisy.count, round: UInt64(update) | 1 << 40)
+        let order = stepRandom.permutation(noisy.count, round: UInt64(update))
         return order.prefix(count).map { noisy[$0] }.sorted(by: >)
     }
 

@@ -24,9 +24,8 @@ public final class DiffRecModel: @unchecked Sendable {
         return b
     }
 
-    /// The model's x̂₀ for inputs `x` (B, I) at the last reverse step, i.e. one step of the deterministic sampler
-    /// from x_t = state at 0-based step `step`, written into `state` as the posterior mean.
-    /// Returns the posterior mean (the next state).
+    /// One step of the deterministic reverse process at 0-based step `step`: `state` (x_t) becomes the
+    /// posterior mean μ̃(x_t, x̂₀) with x̂₀ from the denoiser.
     func reverseStep(state: Tensor, step: Int, timesteps: Tensor) throws {
         backend.fill(timesteps, with: Float(step))
         let output = try denoiser.forward(state, timesteps: timesteps, training: false)
