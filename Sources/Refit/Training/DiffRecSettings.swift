@@ -40,8 +40,8 @@ public struct DiffRecSettings: Codable, Sendable, Equatable {
 public enum DiffRecPreset: String, CaseIterable, Sendable {
     /// DiffRec's released ML-1M (clean) run.
     case ml1mClean = "ml-1m-clean"
-    /// DiffRec's noisy ML-1M split (natural noise kept in train). DiffRec's released hyper-parameters for it were
-    /// not available to us: this is the clean run's model with its lower learning rate of 1e-4.
+    /// DiffRec's noisy ML-1M split, with the clean run's settings: DiffRec's released hyper-parameters for the
+    /// noisy split were not available to us, so tune on validation.
     case ml1mNoisy = "ml-1m-noisy"
     case ml100k = "ml-100k"
     /// The built-in synthetic dataset: small and quick, for the demo and tests.
@@ -50,10 +50,8 @@ public enum DiffRecPreset: String, CaseIterable, Sendable {
     public var settings: DiffRecSettings {
         var s = DiffRecSettings()
         switch self {
-        case .ml1mClean:
+        case .ml1mClean, .ml1mNoisy:
             break
-        case .ml1mNoisy:
-            s.learningRate = 1e-4
         case .ml100k:
             s.batchSize = 200
             s.patience = 30
