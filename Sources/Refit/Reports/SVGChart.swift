@@ -32,11 +32,13 @@ public struct SVGChart {
     }
 
     /// Tick positions at 1, 2 or 5 × 10ⁿ spacing covering [low, high].
-    static func ticks(_ low: Double, _ high: Double, count: Int = 5) -> [Double] {
+    /// With `integers` (an epoch axis) the spacing is at least 1.
+    static func ticks(_ low: Double, _ high: Double, count: Int = 5, integers: Bool = false) -> [Double] {
         guard high > low else { return [low] }
         let raw = (high - low) / Double(count)
         let magnitude = pow(10, floor(log10(raw)))
-        let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? raw
+        var step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? raw
+        if integers { step = max(step, 1) }
         var ticks: [Double] = []
         var t = ceil(low / step) * step
         while t <= high + step * 1e-9 { ticks.append(abs(t) < step * 1e-9 ? 0 : t); t += step }
@@ -76,7 +78,8 @@ public struct SVGChart {
         var out = "<svg xmlns='http://www.w3.org/2000/svg' width='\(Int(width))' height='\(Int(height))' font-family='sans-serif' font-size='11'>"
         out += "<text x='\(width / 2)' y='18' text-anchor='middle' font-size='13' font-weight='bold'>\(Self.escape(title))</text>"
         out += "<rect x='\(margin.left)' y='\(margin.top)' width='\(plotWidth)' height='\(plotHeight)' fill='none' stroke='#888'/>"
-        for t in Self.ticks(x0, x1) {
+        let integerAxis = series.allSatisfy { $0.points.allSatisfy { $0.x == $0.x.rounded() } }
+        for t in Self.ticks(x0, x1, integers: integerAxis) {
             let x = px(t)
             out += "<line x1='\(x)' y1='\(margin.top + plotHeight)' x2='\(x)' y2='\(margin.top + plotHeight + 5)' stroke='#444'/>"
             out += "<text x='\(x)' y='\(margin.top + plotHeight + 17)' text-anchor='middle'>\(Self.label(t))</text>"
