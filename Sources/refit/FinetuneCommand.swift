@@ -99,8 +99,12 @@ struct FinetuneCommand: ParsableCommand {
     func run() throws {
         let console = Console(quiet: runOptions.quiet || runOptions.json)
         let backend = try device.makeBackend()
-        let settings = runOptions.resume ? try RunFolder(out).readJSON(RunConfiguration.self, from: "config.json").finetune ?? options.settings()
-            : try options.settings()
+        var settings = try options.settings()
+        if runOptions.resume {
+            // A resumed run keeps its settings, except how many epochs it may run.
+            settings = try RunFolder(out).readJSON(RunConfiguration.self, from: "config.json").finetune ?? settings
+            if let epochs = options.epochs { settings.epochs = epochs }
+        }
         console.note("device: \(backend.deviceDescription)")
         let outcome = try FinetuneSession.run(pretrained: RunFolder(from), out: RunFolder(out), settings: settings, backend: backend,
                                               resume: runOptions.resume, force: runOptions.force, observer: console)

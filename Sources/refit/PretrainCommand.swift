@@ -115,6 +115,10 @@ struct PretrainCommand: ParsableCommand {
         if runOptions.resume {
             try run.requireRun()
             configuration = try run.readJSON(RunConfiguration.self, from: "config.json")
+            // A resumed run keeps its settings, except how long it may go on.
+            if let epochs = model.epochs { configuration.diffrec.epochs = epochs }
+            if let patience = model.patience { configuration.diffrec.patience = patience }
+            try run.writeJSON(configuration, to: "config.json")
             dataset = try configuration.data.load()
             guard dataset.fingerprint == configuration.dataFingerprint else {
                 throw ValidationError("the data at \(configuration.data.path) changed since the run started (fingerprint differs)")

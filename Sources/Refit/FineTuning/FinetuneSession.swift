@@ -27,6 +27,9 @@ public enum FinetuneSession {
         var configuration = base.configuration
         if resume {
             try out.requireRun()
+            var saved = try out.readJSON(RunConfiguration.self, from: "config.json")
+            saved.finetune = settings
+            try out.writeJSON(saved, to: "config.json")
         } else {
             configuration.kind = .finetune
             configuration.createdAt = ISO8601DateFormatter().string(from: Date())
