@@ -99,21 +99,47 @@ inline float philox_normal(ulong seed, ulong index) {
     return radius * ((index & 1) == 0 ? cs.x : cs.y);
 }
 
+// The fill kernels give each work-item one Philox block and let it write every element that block serves:
+// four uniforms (words 0-3), or the cosine and sine normals of one Box-Muller pair. The streams are exactly
+// those of philox_uniform / philox_normal; only the redundant block computations are gone.
+// Global size: the number of blocks touched by elements [offset, offset + n).
+
+inline uint word_of(uint4 w, uint lane) { return lane == 0 ? w.x : lane == 1 ? w.y : lane == 2 ? w.z : w.w; }
+
 __kernel void fill_uniform(__global float* y, ulong seed, ulong offset, int n) {
-    int i = get_global_id(0);
-    if (i < n) y[i] = philox_uniform(seed, offset + (ulong)i);
+    ulong block = (offset >> 2) + (ulong)get_global_id(0);
+    if (block > ((offset + (ulong)n - 1) >> 2)) return;
+    uint4 w = philox4x32_10((uint4)((uint)block, (uint)(block >> 32), 0u, 0u), (uint)seed, (uint)(seed >> 32));
+    for (uint lane = 0; lane < 4; ++lane) {
+        ulong index = (block << 2) + lane;
+        if (index >= offset && index < offset + (ulong)n) y[index - offset] = unit_interval(word_of(w, lane));
+    }
 }
 
 __kernel void fill_normal(__global float* y, ulong seed, ulong offset, int n) {
-    int i = get_global_id(0);
-    if (i < n) y[i] = philox_normal(seed, offset + (ulong)i);
+    ulong pair = (offset >> 1) + (ulong)get_global_id(0);
+    if (pair > ((offset + (ulong)n - 1) >> 1)) return;
+    uint4 w = philox4x32_10((uint4)((uint)pair, (uint)(pair >> 32), 1u, 0u), (uint)seed, (uint)(seed >> 32));
+    float radius = exact_sqrt(-2.0f * exact_log(unit_interval(w.x)));
+    float2 cs = exact_cos_sin_2pi((float)(w.y >> 8) * 0x1p-24f);
+    ulong first = pair << 1;
+    if (first >= offset && first < offset + (ulong)n) y[first - offset] = radius * cs.x;
+    if (first + 1 >= offset && first + 1 < offset + (ulong)n) y[first + 1 - offset] = radius * cs.y;
 }
 
-// Inverted dropout: keep when uniform >= p, scale kept entries by 1/(1-p).
+// Inverted dropout: keep when uniform >= p, scale kept entries by 1/(1-p); one Philox block per work-item.
 __kernel void dropout(__global const float* x, __global float* y, float p, float keepScale,
                       ulong seed, ulong offset, int n) {
-    int i = get_global_id(0);
-    if (i < n) y[i] = philox_uniform(seed, offset + (ulong)i) >= p ? x[i] * keepScale : 0.0f;
+    ulong block = (offset >> 2) + (ulong)get_global_id(0);
+    if (block > ((offset + (ulong)n - 1) >> 2)) return;
+    uint4 w = philox4x32_10((uint4)((uint)block, (uint)(block >> 32), 0u, 0u), (uint)seed, (uint)(seed >> 32));
+    for (uint lane = 0; lane < 4; ++lane) {
+        ulong index = (block << 2) + lane;
+        if (index >= offset && index < offset + (ulong)n) {
+            ulong i = index - offset;
+            y[i] = unit_interval(word_of(w, lane)) >= p ? x[i] * keepScale : 0.0f;
+        }
+    }
 }
 
 #pragma OPENCL FP_CONTRACT ON

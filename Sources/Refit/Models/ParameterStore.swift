@@ -64,13 +64,15 @@ public final class ParameterStore: @unchecked Sendable {
     public func zeroGradients() { backend.fill(gradients, with: 0) }
 
     /// Clips the global gradient norm to `maxNorm` (when given) and applies one AdamW update.
-    /// Returns the norm before clipping (one scalar read per step).
+    /// Returns the norm before clipping, or nil when there is no clipping (which then costs no device read).
     @discardableResult
-    public func applyAdamW(learningRate: Float, weightDecay: Float, maxGradientNorm: Float?, scratch: Tensor) throws -> Float {
-        backend.sumOfSquares(gradients, into: scratch)
-        let norm = try backend.readScalar(scratch).squareRoot()
-        if let maxGradientNorm, norm > maxGradientNorm, norm.isFinite {
-            backend.scale(gradients, by: maxGradientNorm / (norm + 1e-6))
+    public func applyAdamW(learningRate: Float, weightDecay: Float, maxGradientNorm: Float?, scratch: Tensor) throws -> Float? {
+        var norm: Float? = nil
+        if let maxGradientNorm {
+            backend.sumOfSquares(gradients, into: scratch)
+            let total = try backend.readScalar(scratch).squareRoot()
+            if total > maxGradientNorm, total.isFinite { backend.scale(gradients, by: maxGradientNorm / (total + 1e-6)) }
+            norm = total
         }
         step += 1
         backend.adamW(parameters: values, gradients: gradients, m: firstMoments, v: secondMoments,

@@ -245,7 +245,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     public func dropout(_ x: Tensor, probability: Float, seed: UInt64, offset: UInt64, into y: Tensor) {
         precondition(probability >= 0 && probability < 1, "dropout probability \(probability) is not in [0, 1)")
-        launch("dropout", global: [y.count], [
+        launch("dropout", global: [Self.philoxBlocks(offset: offset, count: y.count, perBlock: 4)], [
             .buffer(x), .buffer(y), .float(probability), .float(1 / (1 - probability)), .ulong(seed), .ulong(offset),
             .int(sameCount(x, y)),
         ])
@@ -314,12 +314,19 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     // MARK: Random numbers
 
+    /// Work-items for a random fill: one per Philox block (serving `perBlock` elements) that elements
+    /// [offset, offset + count) touch.
+    static func philoxBlocks(offset: UInt64, count: Int, perBlock: UInt64) -> Int {
+        guard count > 0 else { return 0 }
+        return Int((offset + UInt64(count) - 1) / perBlock - offset / perBlock + 1)
+    }
+
     public func fillUniform(_ tensor: Tensor, seed: UInt64, offset: UInt64) {
-        launch("fill_uniform", global: [tensor.count], [.buffer(tensor), .ulong(seed), .ulong(offset), .int(Int32(tensor.count))])
+        launch("fill_uniform", global: [Self.philoxBlocks(offset: offset, count: tensor.count, perBlock: 4)], [.buffer(tensor), .ulong(seed), .ulong(offset), .int(Int32(tensor.count))])
     }
 
     public func fillNormal(_ tensor: Tensor, seed: UInt64, offset: UInt64) {
-        launch("fill_normal", global: [tensor.count], [.buffer(tensor), .ulong(seed), .ulong(offset), .int(Int32(tensor.count))])
+        launch("fill_normal", global: [Self.philoxBlocks(offset: offset, count: tensor.count, perBlock: 2)], [.buffer(tensor), .ulong(seed), .ulong(offset), .int(Int32(tensor.count))])
     }
 
     // MARK: Diffusion
