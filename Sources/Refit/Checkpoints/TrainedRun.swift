@@ -17,8 +17,20 @@ public struct TrainedRun {
             throw CheckpointError.malformed(path: folder.file("config.json").path,
                                             reason: "the data at \(configuration.data.path) no longer match the run (fingerprint differs)")
         }
+        self.weights = weights
         model = try DiffRecModel(backend: backend, settings: configuration.diffrec, items: dataset.itemCount)
         let parameters = model.denoiser.parameters
         try parameters.load(try folder.readTensors(weights), into: parameters.values)
+    }
+
+    /// The checkpoint file the model was loaded from.
+    public let weights: String
+
+    /// A second, independent model with the same weights (a policy to train beside a frozen reference),
+    /// without reading the data again.
+    public func copyModel() throws -> DiffRecModel {
+        let copy = try DiffRecModel(backend: model.backend, settings: configuration.diffrec, items: dataset.itemCount)
+        try copy.denoiser.parameters.load(try folder.readTensors(weights), into: copy.denoiser.parameters.values)
+        return copy
     }
 }

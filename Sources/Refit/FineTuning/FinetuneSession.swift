@@ -54,7 +54,7 @@ public enum FinetuneSession {
                                  Date().timeIntervalSince(started), targetsFile.path))
         }
         let evaluator = try TopKEvaluator(backend: backend, dataset: dataset, batchSize: base.configuration.diffrec.batchSize)
-        let policy = try TrainedRun(pretrained, backend: backend).model
+        let policy = try base.copyModel()
         let reference = settings.klCoefficient > 0 ? base.model : nil
         let reward = settings.reward.make(backend: backend, train: dataset.train, trainOnDevice: evaluator.trainMatrix,
                                           targets: targets, settings: settings)
