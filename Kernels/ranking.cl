@@ -24,6 +24,17 @@ inline bool ranks_above(float v, int i, float w, int j) { return v > w || (v == 
 // overflow: it holds all the work-item's columns, or k of them. Pass 2: k rounds of a fixed tree of comparisons over
 // the L list heads pick the next best; its owner advances. Selection does no arithmetic: the result is exact and the
 // same for any L.
+// Whether column c is masked for a row: in its CSR row (sorted columns; *next walks forward through them as c
+// grows) or in its dense mask row. Shared by both top-K kernels.
+inline bool top_k_masked(int c, int maskKind, __global const int* columnIndices, int* next, int end,
+                         __global const float* denseMaskRow) {
+    if (maskKind == 1) {
+        while (*next < end && columnIndices[*next] < c) ++*next;
+        return *next < end && columnIndices[*next] == c;
+    }
+    return maskKind == 2 && denseMaskRow[c] != 0.0f;
+}
+
 __kernel void top_k(__global const float* scores, int columns, int k, int capacity, int maskKind,
                     __global const int* rowPointers, __global const int* columnIndices, __global const int* maskRows,
                     __global const float* denseMask, __global int* indices, __global float* values,
@@ -42,12 +53,7 @@ __kernel void top_k(__global const float* scores, int columns, int k, int capaci
         endMasked = rowPointers[maskRow + 1];
     }
     for (int c = lid; c < columns; c += size) {
-        if (maskKind == 1) {
-            while (nextMasked < endMasked && columnIndices[nextMasked] < c) ++nextMasked;
-            if (nextMasked < endMasked && columnIndices[nextMasked] == c) continue;
-        } else if (maskKind == 2 && denseMask[(size_t)r * columns + c] != 0.0f) {
-            continue;
-        }
+        if (top_k_masked(c, maskKind, columnIndices, &nextMasked, endMasked, denseMask + (size_t)r * columns)) continue;
         float s = row[c];
         if (!(s > threshold)) continue;
         int j = count < capacity ? count++ : capacity - 1;
@@ -112,12 +118,7 @@ __kernel void top_k_serial(__global const float* scores, int rows, int columns, 
     }
     float threshold = -INFINITY;
     for (int c = 0; c < columns; ++c) {
-        if (maskKind == 1) {
-            while (nextMasked < endMasked && columnIndices[nextMasked] < c) ++nextMasked;
-            if (nextMasked < endMasked && columnIndices[nextMasked] == c) continue;
-        } else if (maskKind == 2 && denseMask[(size_t)r * columns + c] != 0.0f) {
-            continue;
-        }
+        if (top_k_masked(c, maskKind, columnIndices, &nextMasked, endMasked, denseMask + (size_t)r * columns)) continue;
         float s = row[c];
         if (!(s > threshold)) continue;
         int j = k - 1;
