@@ -24,10 +24,19 @@ struct RefitCommand: ParsableCommand {
     )
 
     static func main() {
+        var command: ParsableCommand
         do {
             let arguments = try ConfigFile.expand(Array(CommandLine.arguments.dropFirst()))
-            var command = try parseAsRoot(arguments)
+            command = try parseAsRoot(arguments)
+        } catch {
+            exit(withError: error)  // a parsing mistake: the message, then the usage that explains it
+        }
+        do {
             try command.run()
+        } catch let error as ValidationError {
+            // A setting found wrong while running: one line, as for every other error a user can cause.
+            FileHandle.standardError.write(Data("Error: \(error.message)\n".utf8))
+            Foundation.exit(ExitCode.validationFailure.rawValue)
         } catch {
             exit(withError: error)
         }
