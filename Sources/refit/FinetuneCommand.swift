@@ -5,6 +5,7 @@ import RefitCompute
 
 extension RewardKind: ExpressibleByArgument {}
 extension NeighborKind: ExpressibleByArgument {}
+extension ExplorationKind: ExpressibleByArgument {}
 
 /// The ReFiT options shared by `finetune`, `ablate` and `demo`; nil keeps the default.
 struct FinetuneOptions: ParsableArguments {
@@ -28,6 +29,8 @@ struct FinetuneOptions: ParsableArguments {
     var usersPerBatch: Int?
     @Option(help: "Exploration scale η: the policy's std is η·σ̃_t (default: 1).")
     var explorationScale: Float?
+    @Option(help: "Explored dimensions: all items, or only each user's collaborative-target items (default: all).")
+    var explore: ExplorationKind?
     @Option(help: "Fraction of the noisy steps trained on per update (default: 0.25).")
     var stepFraction: Double?
     @Option(help: "PPO epochs over each batch of rollouts; 0 is REINFORCE (default: 0).")
@@ -62,6 +65,7 @@ struct FinetuneOptions: ParsableArguments {
         if let usersPerBatch { s.usersPerBatch = usersPerBatch }
         if let explorationScale { s.explorationScale = explorationScale }
         if let stepFraction { s.stepFraction = stepFraction }
+        if let explore { s.exploration = explore }
         if let ppoEpochs { s.ppoEpochs = ppoEpochs }
         if let clipRange { s.clipRange = clipRange }
         if let klCoef { s.klCoefficient = klCoef }

@@ -118,7 +118,8 @@ import RefitCompute
 
     /// The gradient that `update` descends, for one stored step, against central finite differences of
     /// `Σ_r g_r·log π_θ(x_{t−1}|x_t)` on a tiny denoiser (Float32, so a loose but meaningful tolerance).
-    @Test func policyGradientMatchesFiniteDifferences() throws {
+    @Test(arguments: ExplorationKind.allCases)
+    func policyGradientMatchesFiniteDifferences(exploration: ExplorationKind) throws {
         let backend = CPUBackend()
         let data = PretrainTestSupport.tinyDataset(users: 6, items: 12)
         var diffrec = PretrainTestSupport.tinySettings()
@@ -128,11 +129,12 @@ import RefitCompute
         var settings = FinetuneSettings()
         settings.rollouts = 2
         settings.explorationScale = 30  // a larger σ keeps the finite differences well above Float32 noise
+        settings.exploration = exploration
         let targets = try FinetuneSession.buildTargets(dataset: data, settings: settings, backend: backend)
         let reward = RewardKind.collabLoglik.make(backend: backend, train: data.train, trainOnDevice: evaluator.trainMatrix, targets: targets, settings: settings)
         try PretrainTestSupport.withTemporaryFolder { folder in
             let trainer = try ReFiTTrainer(policy: model, reference: nil, reward: reward, dataset: data, evaluator: evaluator,
-                                           run: RunFolder(folder), settings: settings)
+                                           run: RunFolder(folder), settings: settings, candidates: targets)
             let b = try trainer.rolloutBuffers(6)
             _ = try trainer.rollout(users: [0, 1, 2], trained: [2], update: 0, buffers: b)
             let slot = try b.slot(0)

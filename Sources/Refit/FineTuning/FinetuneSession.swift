@@ -61,11 +61,11 @@ public enum FinetuneSession {
         let state = resume ? try ReFiTTrainer.restore(policy: policy, from: out) : nil
         if let state { try out.filterMetrics { ($0["epoch"] as? Int ?? 0) <= state.epoch } }
         let trainer = try ReFiTTrainer(policy: policy, reference: reference, reward: reward, dataset: dataset, evaluator: evaluator,
-                                       run: out, settings: settings, state: state, observer: observer)
+                                       run: out, settings: settings, candidates: targets, state: state, observer: observer)
         // A fixed probe of users tracks the mean reward before and after, with the same rollout noise.
         let probe = Array(trainer.trainingUsers.prefix(min(256, trainer.trainingUsers.count)))
         let rewardBefore = try ReFiTTrainer(policy: base.model, reference: nil, reward: reward, dataset: dataset, evaluator: evaluator,
-                                            run: out, settings: settings).meanReward(users: probe)
+                                            run: out, settings: settings, candidates: targets).meanReward(users: probe)
         let started = Date()
         let final = try trainer.train()
         let secondsPerEpoch = Date().timeIntervalSince(started) / Double(max(final.epoch - (state?.epoch ?? 0), 1))

@@ -18,6 +18,15 @@ public enum NeighborKind: String, Codable, Sendable, CaseIterable {
     case itemGraph = "item-graph"
 }
 
+/// Which item dimensions of x_{t−1} the policy explores.
+public enum ExplorationKind: String, Codable, Sendable, CaseIterable {
+    /// Every item: the policy is N(μ, η²σ̃²·I) over all I dimensions (DESIGN §4).
+    case all
+    /// Only each user's collaborative-target items: larger steps in far fewer dimensions (the other items follow
+    /// the mean deterministically and carry no log-probability).
+    case targets
+}
+
 /// Every setting of a ReFiT fine-tuning run.
 public struct FinetuneSettings: Codable, Sendable, Equatable {
     public var reward: RewardKind = .collabLoglik
@@ -37,6 +46,7 @@ public struct FinetuneSettings: Codable, Sendable, Equatable {
     public var usersPerBatch = 128
     /// Policy std = η·σ̃_t.
     public var explorationScale: Float = 1
+    public var exploration: ExplorationKind = .all
     /// Fraction of the noisy steps trained on per update. A quarter keeps an update about as costly as its
     /// rollouts (each trained step is a forward and a backward pass; a rollout step only a forward).
     public var stepFraction: Double = 0.25

@@ -57,6 +57,8 @@ public final class ReFiTTrainer {
         let users, timesteps: Tensor
         let state, noise, mean, meanReference, gradient: Tensor
         let noiseScale, ones, zeros, logStd, coefficient, logp, dLogp: Tensor
+        /// With exploration on target items only: the 0/1 mask of explored dimensions and x_{t−1} ⊙ mask.
+        let explored, exploredPrevious: Tensor
         var slots: [(xt: Tensor, previous: Tensor)] = []
         let rows, items: Int
         let backend: any Backend
@@ -79,6 +81,8 @@ public final class ReFiTTrainer {
             coefficient = try backend.makeTensor([rows], .float32)
             logp = try backend.makeTensor([rows], .float32)
             dLogp = try backend.makeTensor([rows], .float32)
+            explored = try backend.makeTensor([rows, items], .float32)
+            exploredPrevious = try backend.makeTensor([rows, items], .float32)
         }
 
         func slot(_ k: Int) throws -> (xt: Tensor, previous: Tensor) {
@@ -89,9 +93,14 @@ public final class ReFiTTrainer {
         }
     }
 
+    /// Each user's explored items when `settings.exploration == .targets`.
+    let candidates: CollaborativeTargets?
+
     public init(policy: DiffRecModel, reference: DiffRecModel?, reward: RolloutReward, dataset: InteractionDataset,
-                evaluator: TopKEvaluator, run: RunFolder, settings: FinetuneSettings, state: FinetuneState? = nil,
-                observer: TrainingObserver? = nil) throws {
+                evaluator: TopKEvaluator, run: RunFolder, settings: FinetuneSettings, candidates: CollaborativeTargets? = nil,
+                state: FinetuneState? = nil, observer: TrainingObserver? = nil) throws {
+        precondition(settings.exploration == .all || candidates != nil, "exploring target items needs the targets")
+        self.candidates = settings.exploration == .targets ? candidates : nil
         self.policy = policy
         self.reference = reference
         self.reward = reward
@@ -136,6 +145,11 @@ public final class ReFiTTrainer {
         let rowsUsers = users.flatMap { Array(repeating: $0, count: settings.rollouts) }
         backend.write(rowsUsers.map { Int32($0) }, to: b.users)
         backend.densifyRows(evaluator.trainMatrix, rows: b.users, into: b.state)
+        if let candidates {
+            var mask = [Float](repeating: 0, count: b.rows * b.items)
+            for (row, user) in rowsUsers.enumerated() { for item in candidates.items[user] { mask[row * b.items + Int(item)] = 1 } }
+            backend.write(mask, to: b.explored)
+        }
         let diffusion = policy.diffusion
         if policy.settings.samplingSteps > 0 {
             backend.fill(b.timesteps, with: Float(policy.settings.samplingSteps - 1))
@@ -153,6 +167,7 @@ public final class ReFiTTrainer {
             guard i > 0 else { break }  // the last step (t = 1) adds no noise
             let offset = (UInt64(update) * UInt64(steps) + UInt64(i)) * UInt64(b.rows * b.items)
             backend.fillNormal(b.noise, seed: noiseSeed, offset: offset)
+            if candidates != nil { backend.multiply(b.noise, b.explored, into: b.noise) }
             backend.fill(b.noiseScale, with: Float(exp(logStd[i])))
             backend.combineRows(b.state, scaledBy: b.ones, b.noise, scaledBy: b.noiseScale, into: b.state)
             if let slot { backend.copy(b.state, to: try b.slot(slot).previous) }
@@ -174,6 +189,16 @@ public final class ReFiTTrainer {
         return result
     }
 
+    /// The action x_{t−1} as the log-probability sees it. With exploration on target items only, both the action
+    /// and μ_θ (in `b.mean`) are restricted to the explored dimensions, so the others carry no probability and
+    /// their gradient is zero; the per-row mean still divides by all I items, a constant factor.
+    func actionTensor(slot: (xt: Tensor, previous: Tensor), buffers b: RolloutBuffers) throws -> Tensor {
+        guard candidates != nil else { return slot.previous }
+        backend.multiply(b.mean, b.explored, into: b.mean)
+        backend.multiply(slot.previous, b.explored, into: b.exploredPrevious)
+        return b.exploredPrevious
+    }
+
     /// The per-row log π of a stored step under the current weights, leaving μ_θ in `b.mean`.
     func logProbability(step i: Int, slot: (xt: Tensor, previous: Tensor), buffers b: RolloutBuffers) throws -> [Double] {
         backend.fill(b.timesteps, with: Float(i))
@@ -181,7 +206,7 @@ public final class ReFiTTrainer {
         try policy.diffusion.predictedStart(modelOutput: output, xt: slot.xt, timesteps: b.timesteps)
         try policy.diffusion.posteriorMean(predictedStart: output, xt: slot.xt, timesteps: b.timesteps, into: b.mean)
         backend.fill(b.logStd, with: Float(logStd[i]))
-        backend.gaussianLogProbability(slot.previous, mean: b.mean, logStd: b.logStd, into: b.logp)
+        backend.gaussianLogProbability(try actionTensor(slot: slot, buffers: b), mean: b.mean, logStd: b.logStd, into: b.logp)
         return try backend.readFloats(b.logp).map(Double.init)
     }
 
@@ -189,7 +214,8 @@ public final class ReFiTTrainer {
     /// μ_θ left in `b.mean` by `logProbability`), plus the KL penalty's when it is on.
     func accumulateGradient(step i: Int, slot: (xt: Tensor, previous: Tensor), buffers b: RolloutBuffers) throws {
         let schedule = policy.diffusion.schedule
-        backend.gaussianLogProbabilityBackward(slot.previous, mean: b.mean, logStd: b.logStd, dLogp: b.dLogp, into: b.gradient)
+        backend.gaussianLogProbabilityBackward(try actionTensor(slot: slot, buffers: b), mean: b.mean, logStd: b.logStd,
+                                               dLogp: b.dLogp, into: b.gradient)
         if let reference, settings.klCoefficient > 0 {
             // β·mean_i (μ_θ − μ_ref)²/(2η²σ̃²), averaged over rows: its gradient joins dμ.
             let output = try reference.denoiser.forward(slot.xt, timesteps: b.timesteps, training: false)
