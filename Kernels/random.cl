@@ -7,8 +7,10 @@
 inline uint4 philox4x32_10(uint4 c, uint k0, uint k1) {
     for (int round = 0; round < 10; ++round) {
         if (round > 0) { k0 += 0x9E3779B9u; k1 += 0xBB67AE85u; }
-        uint hi0 = mul_hi(0xD2511F53u, c.x), lo0 = 0xD2511F53u * c.x;
-        uint hi1 = mul_hi(0xCD9E8D57u, c.z), lo1 = 0xCD9E8D57u * c.z;
+        // 32×32→64-bit products written out: PoCL vectorises these, but not mul_hi.
+        ulong p0 = (ulong)0xD2511F53u * (ulong)c.x, p1 = (ulong)0xCD9E8D57u * (ulong)c.z;
+        uint hi0 = (uint)(p0 >> 32), lo0 = (uint)p0;
+        uint hi1 = (uint)(p1 >> 32), lo1 = (uint)p1;
         c = (uint4)(hi1 ^ c.y ^ k0, lo1, hi0 ^ c.w ^ k1, lo0);
     }
     return c;
@@ -21,7 +23,9 @@ inline float exact_log(float u) {
     uint bits = as_uint(u);
     int exponent = (int)((bits >> 23) & 0xFFu) - 127;
     float m = as_float((bits & 0x007FFFFFu) | 0x3F800000u);
-    if (m > 1.41421356f) { m = m * 0.5f; exponent += 1; }
+    int high = m > 1.41421356f;  // selects rather than branches: PoCL vectorises branch-free loops
+    m = high ? m * 0.5f : m;
+    exponent += high;
     float f = m - 1.0f;
     float p = 6.544440985e-02f;
     p = p * f + -1.178408414e-01f;
@@ -39,13 +43,12 @@ inline float exact_log(float u) {
 }
 
 inline float exact_sqrt(float x) {
-    if (x <= 0.0f) return 0.0f;
     float r = as_float(0x5F3759DFu - (as_uint(x) >> 1));
     float half_x = x * 0.5f;
     r = r * (1.5f - half_x * r * r);
     r = r * (1.5f - half_x * r * r);
     r = r * (1.5f - half_x * r * r);
-    return x * r;
+    return x <= 0.0f ? 0.0f : x * r;
 }
 
 // (cos 2*pi*v, sin 2*pi*v) for v in [0, 1).
@@ -75,12 +78,10 @@ inline float2 exact_cos_sin_2pi(float v) {
     s = s * d + -8.723580241e-01f;
     s = s * d + 1.110720754e+00f;
     s = s * d + 7.071067691e-01f;
-    switch (quadrant & 3) {
-        case 0: return (float2)(c, s);
-        case 1: return (float2)(-s, c);
-        case 2: return (float2)(-c, -s);
-        default: return (float2)(s, -c);
-    }
+    int q = quadrant & 3;
+    float cq = q == 0 ? c : q == 1 ? -s : q == 2 ? -c : s;
+    float sq = q == 0 ? s : q == 1 ? c : q == 2 ? -s : -c;
+    return (float2)(cq, sq);
 }
 
 inline float philox_uniform(ulong seed, ulong index) {
@@ -116,15 +117,19 @@ __kernel void fill_uniform(__global float* y, ulong seed, ulong offset, int n) {
     }
 }
 
-__kernel void fill_normal(__global float* y, ulong seed, ulong offset, int n) {
-    ulong pair = (offset >> 1) + (ulong)get_global_id(0);
-    if (pair > ((offset + (ulong)n - 1) >> 1)) return;
-    uint4 w = philox4x32_10((uint4)((uint)pair, (uint)(pair >> 32), 1u, 0u), (uint)seed, (uint)(seed >> 32));
+// 32-bit index arithmetic only (the 64-bit pair counter is split into words and carried by hand), which
+// PoCL's work-group vectoriser handles far better than ulong. Element e = 2·g − skip of the tensor takes the
+// cosine branch of pair (pairLo, pairHi) + g, element e + 1 the sine branch; skip = offset & 1.
+__kernel void fill_normal(__global float* y, uint seedLo, uint seedHi, uint pairLo, uint pairHi, int skip, int n) {
+    int g = get_global_id(0);
+    uint lo = pairLo + (uint)g;
+    uint hi = pairHi + (lo < pairLo ? 1u : 0u);
+    uint4 w = philox4x32_10((uint4)(lo, hi, 1u, 0u), seedLo, seedHi);
     float radius = exact_sqrt(-2.0f * exact_log(unit_interval(w.x)));
     float2 cs = exact_cos_sin_2pi((float)(w.y >> 8) * 0x1p-24f);
-    ulong first = pair << 1;
-    if (first >= offset && first < offset + (ulong)n) y[first - offset] = radius * cs.x;
-    if (first + 1 >= offset && first + 1 < offset + (ulong)n) y[first + 1 - offset] = radius * cs.y;
+    int e = 2 * g - skip;
+    if (e >= 0 && e < n) y[e] = radius * cs.x;
+    if (e + 1 < n) y[e + 1] = radius * cs.y;
 }
 
 // Inverted dropout: keep when uniform >= p, scale kept entries by 1/(1-p); one Philox block per work-item.

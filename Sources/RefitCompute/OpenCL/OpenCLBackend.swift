@@ -326,7 +326,12 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     }
 
     public func fillNormal(_ tensor: Tensor, seed: UInt64, offset: UInt64) {
-        launch("fill_normal", global: [Self.philoxBlocks(offset: offset, count: tensor.count, perBlock: 2)], [.buffer(tensor), .ulong(seed), .ulong(offset), .int(Int32(tensor.count))])
+        let pair = offset >> 1
+        launch("fill_normal", global: [Self.philoxBlocks(offset: offset, count: tensor.count, perBlock: 2)], [
+            .buffer(tensor), .uint(UInt32(truncatingIfNeeded: seed)), .uint(UInt32(truncatingIfNeeded: seed >> 32)),
+            .uint(UInt32(truncatingIfNeeded: pair)), .uint(UInt32(truncatingIfNeeded: pair >> 32)), .int(Int32(offset & 1)),
+            .int(Int32(tensor.count)),
+        ])
     }
 
     // MARK: Diffusion
