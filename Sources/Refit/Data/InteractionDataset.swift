@@ -14,6 +14,10 @@ public struct InteractionDataset: Sendable {
     public var userCount: Int { userIDs.count }
     public var itemCount: Int { itemIDs.count }
 
+    /// Users with at least one training interaction: the ones a trainer learns from. DiffRec trains on every row
+    /// of its matrix, but an empty row teaches only "recommend nothing" (such users are still evaluated).
+    public func usersWithTrainingInteractions() -> [Int] { (0..<userCount).filter { train.rowLength($0) > 0 } }
+
     public func matrix(_ split: DataSplit) -> CSRMatrix {
         switch split {
         case .train: train

@@ -45,6 +45,8 @@ public final class ReFiTTrainer {
     public private(set) var state: FinetuneState
     weak var observer: TrainingObserver?
     let backend: any Backend
+    /// `dataset.usersWithTrainingInteractions()`, computed once.
+    let trainingUsers: [Int]
     let random: HostRandom
     /// A separate stream for the choice of trained steps, so it never coincides with the epoch shuffles.
     let stepRandom: HostRandom
@@ -109,6 +111,7 @@ public final class ReFiTTrainer {
         self.run = run
         self.settings = settings
         self.observer = observer
+        trainingUsers = dataset.usersWithTrainingInteractions()
         self.state = state ?? FinetuneState()
         backend = policy.backend
         random = HostRandom(seed: settings.seed, stream: 2)
@@ -127,7 +130,6 @@ public final class ReFiTTrainer {
         return b
     }
 
-    lazy var trainingUsers: [Int] = (0..<dataset.userCount).filter { dataset.train.rowLength($0) > 0 }
 
     /// The noisy steps (0-based i ≥ 1) trained on in update `update`: a random subset of the requested size.
     func trainedSteps(update: Int) -> [Int] {
@@ -214,7 +216,9 @@ public final class ReFiTTrainer {
     /// μ_θ left in `b.mean` by `logProbability`), plus the KL penalty's when it is on.
     func accumulateGradient(step i: Int, slot: (xt: Tensor, previous: Tensor), buffers b: RolloutBuffers) throws {
         let schedule = policy.diffusion.schedule
-        backend.gaussianLogProbabilityBackward(try actionTensor(slot: slot, buffers: b), mean: b.mean, logStd: b.logStd,
+        // The action exactly as `logProbability` last saw it (already restricted there when exploring targets).
+        let action = candidates == nil ? slot.previous : b.exploredPrevious
+        backend.gaussianLogProbabilityBackward(action, mean: b.mean, logStd: b.logStd,
                                                dLogp: b.dLogp, into: b.gradient)
         if let reference, settings.klCoefficient > 0 {
             // β·mean_i (μ_θ − μ_ref)²/(2η²σ̃²), averaged over rows: its gradient joins dμ.

@@ -33,6 +33,8 @@ public final class DiffRecTrainer {
     weak var observer: TrainingObserver?
     let settings: DiffRecSettings
     let backend: any Backend
+    /// `dataset.usersWithTrainingInteractions()`, computed once.
+    let trainingUsers: [Int]
     let random: HostRandom
     private var batchBuffers: [Int: BatchBuffers] = [:]
     private let scalar: Tensor
@@ -63,6 +65,7 @@ public final class DiffRecTrainer {
         settings = model.settings
         backend = model.backend
         random = HostRandom(seed: settings.seed, stream: 1)
+        trainingUsers = dataset.usersWithTrainingInteractions()
         self.state = state ?? PretrainState(sampler: TimestepSampler(steps: settings.steps))
         model.denoiser.parameters.step = self.state.optimizerStep
         scalar = try backend.makeTensor([1], .float32)
@@ -75,9 +78,6 @@ public final class DiffRecTrainer {
         return b
     }
 
-    /// Users with at least one training interaction: DiffRec trains on every row of its matrix; an empty row
-    /// teaches only "recommend nothing", so such users are left out of training (they are still evaluated).
-    lazy var trainingUsers: [Int] = (0..<dataset.userCount).filter { dataset.train.rowLength($0) > 0 }
 
     /// One pass over the training users. Returns the mean loss.
     public func trainEpoch() throws -> Double {
