@@ -133,6 +133,41 @@ public protocol Backend: AnyObject, Sendable {
     /// The gradient of `Σ_r weights[r]·loss[r]`: `dPrediction = weights[r]·2(prediction − target)/N`.
     func squaredErrorBackward(_ prediction: Tensor, _ target: Tensor, rowWeights: Tensor, into dPrediction: Tensor)
 
+    // MARK: Sequence models (SASRec, DreamRec)
+
+    /// Embedding lookup: `y[r, :] = table[indices[r], :]`, or zeros where `indices[r] < 0` (left padding).
+    /// table: (V, d), indices: int32 (B), y: (B, d).
+    func gatherRows(_ table: Tensor, indices: Tensor, into y: Tensor)
+    /// The backward of `gatherRows`, deterministic (no atomics): for each `plan` entry u,
+    /// `dTable[plan.targets[u], :] += Σ_j dY[plan.sources[j], :]` over `j ∈ plan.offsets[u] ..< plan.offsets[u + 1]`.
+    /// dY: (B, d), dTable: (V, d).
+    func scatterAddRows(_ dY: Tensor, plan: ScatterPlan, into dTable: Tensor)
+    /// Row-wise LayerNorm with biased variance: `y = (x − mean)·rstd·gamma + beta`, `rstd = 1/√(var + epsilon)`.
+    /// Writes mean and rstd (B) for the backward. x, y: (B, d); gamma, beta: (d). y may alias x.
+    func layerNormForward(_ x: Tensor, gamma: Tensor, beta: Tensor, epsilon: Float, into y: Tensor, mean: Tensor, rstd: Tensor)
+    /// The backward of `layerNormForward` (x is its input): dX is overwritten; `dGamma += Σ_r dY ⊙ x̂`,
+    /// `dBeta += Σ_r dY`. dX may alias dY.
+    func layerNormBackward(_ x: Tensor, gamma: Tensor, mean: Tensor, rstd: Tensor, dY: Tensor,
+                           dX: Tensor, dGamma: Tensor, dBeta: Tensor)
+    /// `y = x·Φ(x)` (the exact, erf-based GELU, PyTorch's default). May alias.
+    func gelu(_ x: Tensor, into y: Tensor)
+    /// `dX = dY ⊙ GELU'(x)` given the GELU's input x. dX may alias dY.
+    func geluBackward(_ x: Tensor, dY: Tensor, into dX: Tensor)
+    /// Causal single-head attention over B sequences of `length` positions, left-padded: query i of sequence b
+    /// attends to keys j with `start[b] ≤ j ≤ i`, weights `softmax_j(scale·q_i·k_j)`; a query with no such key
+    /// (i < start[b]) outputs zeros. Row `b·length + i` of q, k, v, out (B·length, d) is position i of sequence b.
+    /// start: int32 (B). probabilities: (B·length, length), written for the backward, zero where masked.
+    func causalAttentionForward(q: Tensor, k: Tensor, v: Tensor, start: Tensor, length: Int, scale: Float,
+                                probabilities: Tensor, into out: Tensor)
+    /// The backward of `causalAttentionForward`, given its probabilities: dQ, dK, dV (B·length, d) are overwritten.
+    func causalAttentionBackward(q: Tensor, k: Tensor, v: Tensor, start: Tensor, length: Int, scale: Float,
+                                 probabilities: Tensor, dOut: Tensor, dQ: Tensor, dK: Tensor, dV: Tensor)
+    /// Softmax cross-entropy of each row against one target column: `loss[r] = logΣexp(logits[r]) − logits[r, targets[r]]`,
+    /// and, when dLogits is given, `dLogits[r] = gradientScale·(softmax(logits[r]) − onehot(targets[r]))`.
+    /// A negative target gives loss 0 and a zero gradient row. logits, dLogits: (B, N); targets: int32 (B); loss: (B).
+    /// dLogits may alias logits.
+    func softmaxCrossEntropy(_ logits: Tensor, targets: Tensor, gradientScale: Float, loss: Tensor, dLogits: Tensor?)
+
     // MARK: Optimisation
 
     /// One AdamW update of `parameters` in place, with first/second moments `m`, `v` (all the same shape).
