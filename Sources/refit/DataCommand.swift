@@ -87,7 +87,28 @@ struct DataCommand: ParsableCommand {
         @Flag(help: "Print the statistics and fingerprint as JSON.")
         var json = false
 
+        @Flag(help: "The sequential scenario: time-ordered sequences, leave-one-out (by default every rating counts and users and items are 5-core).")
+        var sequential = false
+
+        @Option(help: "With --sequential: items of history before each target, L (default: 10).")
+        var historyLength = 10
+
         func run() throws {
+            if sequential {
+                var arguments = try dataOptions.loaderArguments(seed: seed)
+                if dataOptions.minRating == nil { arguments.options.minRating = nil }
+                if dataOptions.kCore == nil { arguments.options.kCore = 5 }
+                let dataset = try SequenceDataset.load(DataSource(path: arguments.path, format: arguments.format, options: arguments.options))
+                if json {
+                    struct Report: Encodable { var statistics: SequenceStatistics; var fingerprint: String }
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                    print(String(decoding: try encoder.encode(Report(statistics: dataset.statistics, fingerprint: dataset.fingerprint)), as: UTF8.self))
+                } else {
+                    print(dataset.describe(historyLength: historyLength))
+                }
+                return
+            }
             let dataset = try dataOptions.loadDataset(seed: seed)
             if json {
                 struct Report: Encodable { var statistics: DatasetStatistics; var fingerprint: String }

@@ -9,7 +9,7 @@ extension ExplorationKind: ExpressibleByArgument {}
 
 /// The ReFiT options shared by `finetune`, `ablate` and `demo`; nil keeps the default.
 struct FinetuneOptions: ParsableArguments {
-    @Option(help: "Reward: collab-loglik, collab-ndcg, self-loglik or mixed (default: collab-loglik).")
+    @Option(help: "Reward. DiffRec runs: collab-loglik, collab-ndcg, self-loglik or mixed (default: collab-loglik). DreamRec runs: seq-loglik or seq-collab (default: seq-loglik).")
     var reward: RewardKind?
     @Option(help: "Collaborative neighbours: user-knn or item-graph (default: user-knn).")
     var neighbors: NeighborKind?
@@ -21,7 +21,7 @@ struct FinetuneOptions: ParsableArguments {
     var temperature: Float?
     @Option(help: "K of the collab-ndcg reward (default: 20).")
     var ndcgK: Int?
-    @Option(help: "Weight α of the self reward in mixed (default: 0.5).")
+    @Option(help: "Weight α of the self reward in mixed, and of the own next item in seq-collab (default: 0.5).")
     var mixWeight: Float?
     @Option(help: "Rollouts per user, G (default: 4).")
     var rollouts: Int?
@@ -106,10 +106,19 @@ struct FinetuneCommand: ParsableCommand {
         var settings = try options.settings()
         if runOptions.resume {
             // A resumed run keeps its settings, except how many epochs it may run.
-            settings = try RunFolder(out).readJSON(RunConfiguration.self, from: "config.json").finetune ?? settings
+            settings = RunFolder(out).isSequential
+                ? try RunFolder(out).readJSON(SequentialRunConfiguration.self, from: "config.json").finetune ?? settings
+                : try RunFolder(out).readJSON(RunConfiguration.self, from: "config.json").finetune ?? settings
             if let epochs = options.epochs { settings.epochs = epochs }
         }
         console.note("device: \(backend.deviceDescription)")
+        if RunFolder(from).isSequential {
+            if options.reward == nil { settings.reward = .seqLoglik }
+            let outcome = try SequentialSession.finetune(pretrained: RunFolder(from), out: RunFolder(out), settings: settings, backend: backend,
+                                                         resume: runOptions.resume, force: runOptions.force, observer: console)
+            console.result(runOptions.json ? outcome.json : outcome.table(run: out, hitRate: true))
+            return
+        }
         let outcome = try FinetuneSession.run(pretrained: RunFolder(from), out: RunFolder(out), settings: settings, backend: backend,
                                               resume: runOptions.resume, force: runOptions.force, observer: console)
         let report = try ReportWriter.write(run: RunFolder(out))
@@ -119,7 +128,8 @@ struct FinetuneCommand: ParsableCommand {
 }
 
 extension FinetuneOutcome {
-    func table(run: String) -> String {
+    /// The before/after table; `hitRate` labels Recall@20 as HR@20 (one target per user: the same number).
+    func table(run: String, hitRate: Bool = false) -> String {
         func row(_ label: String, _ valid: RankingMetrics?, _ test: RankingMetrics) -> [String] {
             [label, valid.map { String(format: "%.4f", $0.recall(at: 20)) } ?? "—", valid.map { String(format: "%.4f", $0.ndcg(at: 20)) } ?? "—",
              String(format: "%.4f", test.recall(at: 20)), String(format: "%.4f", test.ndcg(at: 20))]
@@ -130,9 +140,10 @@ extension FinetuneOutcome {
                      change(pretrainedValid.ndcg(at: 20), finetunedValid.ndcg(at: 20)),
                      change(pretrainedTest.recall(at: 20), finetunedTest.recall(at: 20)), change(pretrainedTest.ndcg(at: 20), finetunedTest.ndcg(at: 20))]]
         if let popularityTest { rows.append(row("popularity", nil, popularityTest)) }
-        return String(format: "best epoch %d of %d; %.1f s per epoch; probe reward %.4f → %.4f; run folder %@\n", bestEpoch, epochs,
-                      secondsPerEpoch, rewardBefore, rewardAfter, run)
-            + formatTable(["model", "valid R@20", "valid N@20", "test R@20", "test N@20"], rows)
+        let r = hitRate ? "HR@20" : "R@20"
+        let probe = rewardBefore.isNaN ? "" : String(format: "probe reward %.4f → %.4f; ", rewardBefore, rewardAfter)
+        return String(format: "best epoch %d of %d; %.1f s per epoch; %@run folder %@\n", bestEpoch, epochs, secondsPerEpoch, probe, run)
+            + formatTable(["model", "valid \(r)", "valid N@20", "test \(r)", "test N@20"], rows)
     }
 
     var json: String {

@@ -3,37 +3,37 @@ import Foundation
 import Refit
 import RefitCompute
 
-extension DiffRecPreset: ExpressibleByArgument {}
+extension SequentialModelKind: ExpressibleByArgument {}
 extension NoiseScheduleKind: ExpressibleByArgument {}
 extension MeanType: ExpressibleByArgument {}
 
 /// Overrides of a preset's DiffRec settings; nil keeps the preset's value.
 struct DiffRecOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Named settings: \(DiffRecPreset.allCases.map(\.rawValue).joined(separator: ", ")) (default: demo for builtin data, else ml-1m-clean). Flags below override it.", valueName: "name"))
-    var preset: DiffRecPreset?
-    @Option(name: .customLong("lr"), help: "Learning rate of AdamW (ml-1m-clean: 0.001).")
+    @Option(help: ArgumentHelp("Named settings. DiffRec: \(DiffRecPreset.allCases.map(\.rawValue).joined(separator: ", ")) (default: demo for builtin data, else ml-1m-clean); SASRec/DreamRec: \(SequentialPreset.allCases.map(\.rawValue).joined(separator: ", ")) (default: demo-seq for builtin data, else ml-1m-seq). Flags below override it.", valueName: "name"))
+    var preset: String?
+    @Option(name: .customLong("lr"), help: "Learning rate of AdamW (default: 0.001).")
     var learningRate: Float?
     @Option(help: "Decoupled weight decay of AdamW (default: 0).")
     var weightDecay: Float?
-    @Option(help: "Users per training batch (default: 400).")
+    @Option(help: "Users (DiffRec, default 400) or training targets (SASRec/DreamRec, default 256) per batch.")
     var batchSize: Int?
-    @Option(help: "Most epochs to train (default: 1000, with early stopping).")
+    @Option(help: "Most epochs to train, with early stopping (default: DiffRec 1000; ml-1m-seq 30 SASRec, 20 DreamRec).")
     var epochs: Int?
-    @Option(help: "Evaluate on validation (and test) every N epochs (default: 5).")
+    @Option(help: "Evaluate on validation (and test) every N epochs (default: DiffRec 5, sequential 1).")
     var evalEvery: Int?
-    @Option(help: "Stop after N epochs without a better validation Recall@20 (default: 20).")
+    @Option(help: "Stop after N epochs without a better validation Recall@20 (DiffRec, default 20) or NDCG@20 (sequential, default 3).")
     var patience: Int?
     @Option(help: ArgumentHelp("Decoder-side hidden sizes, e.g. 200,600 (default: 200,600).", valueName: "sizes"))
     var dims: String?
     @Option(help: "Size of the time embedding (default: 10).")
     var embSize: Int?
-    @Option(help: "Input dropout in training (default: 0.5).")
+    @Option(help: "Dropout in training: DiffRec's input (default 0.5); the SASRec encoder's (default 0.1).")
     var dropout: Float?
     @Option(help: "What the denoiser predicts: x0 or eps (default: x0).")
     var meanType: MeanType?
-    @Option(help: "Noise schedule: linear-var, linear or cosine (default: linear-var).")
+    @Option(help: "Noise schedule: linear-var, linear, cosine or exp (default: DiffRec linear-var, DreamRec linear).")
     var schedule: NoiseScheduleKind?
-    @Option(help: "Diffusion steps T (default: 40).")
+    @Option(help: "Diffusion steps T (default: DiffRec 40, DreamRec 500).")
     var steps: Int?
     @Option(help: "Noise scale (default: 0.005).")
     var noiseScale: Double?
@@ -41,13 +41,20 @@ struct DiffRecOptions: ParsableArguments {
     var noiseMin: Double?
     @Option(help: "Upper end of the noise range, before scaling (default: 0.01).")
     var noiseMax: Double?
-    @Option(help: "Inference starts from q_sample(x, N); 0 starts from x itself (default: 0).")
+    @Option(help: "DiffRec: inference starts from q_sample(x, N), 0 from x itself (default: 0). DreamRec: N strided DDIM steps (η = 1) instead of all T (default: all).")
     var samplingSteps: Int?
     @Option(help: ArgumentHelp("SNR loss reweighting: on or off (default: on).", valueName: "on|off"))
     var reweight: String?
 
     func settings(defaultPreset: DiffRecPreset) throws -> DiffRecSettings {
-        var s = (preset ?? defaultPreset).settings
+        var chosen = defaultPreset
+        if let preset {
+            guard let named = DiffRecPreset(rawValue: preset) else {
+                throw ValidationError("--preset '\(preset)' is not a DiffRec preset (\(DiffRecPreset.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            chosen = named
+        }
+        var s = chosen.settings
         if let learningRate { s.learningRate = learningRate }
         if let weightDecay { s.weightDecay = weightDecay }
         if let batchSize { s.batchSize = batchSize }
@@ -88,17 +95,95 @@ struct DiffRecOptions: ParsableArguments {
     }
 }
 
+/// The SASRec/DreamRec flags that DiffRec does not have.
+struct SequentialOptions: ParsableArguments {
+    @Option(help: "Model: diffrec (default), sasrec, or dreamrec (which conditions on a SASRec run's encoder: --encoder-from).")
+    var model: String = "diffrec"
+    @Option(help: ArgumentHelp("DreamRec: the SASRec run whose encoder and item embeddings it uses, frozen.", valueName: "dir"))
+    var encoderFrom: String?
+    @Option(help: "SASRec/DreamRec: items of history before each target, L (default: 10).")
+    var historyLength: Int?
+    @Option(help: "SASRec/DreamRec: embedding and hidden size d (default: 64).")
+    var hiddenSize: Int?
+    @Option(help: "SASRec/DreamRec: self-attention blocks (default: 1).")
+    var blocks: Int?
+    @Option(help: "DreamRec: classifier-free guidance strength w (default: 2).")
+    var guidance: Float?
+    @Option(help: "DreamRec: probability of the null condition in training (default: 0.1).")
+    var nullProbability: Double?
+    @Option(help: "DreamRec: linear layers of the denoiser, 1 (Linear 3d→d) or 2 (3d→2d→d with GELU) (default: 2).")
+    var denoiserDepth: Int?
+    @Option(help: "DreamRec: first beta of the schedule (default: 0.0001; exp: b_min, e.g. 0.1).")
+    var betaStart: Double?
+    @Option(help: "DreamRec: last beta of the schedule (default: 0.02; exp: b_max, e.g. 10).")
+    var betaEnd: Double?
+
+    var sequentialModel: SequentialModelKind? {
+        get throws {
+            switch model.lowercased() {
+            case "diffrec": return nil
+            case "sasrec": return .sasrec
+            case "dreamrec": return .dreamrec
+            default: throw ValidationError("--model '\(model)' must be diffrec, sasrec or dreamrec")
+            }
+        }
+    }
+
+    func settings(model kind: SequentialModelKind, shared o: DiffRecOptions, builtin: Bool) throws -> SequentialSettings {
+        var preset: SequentialPreset = builtin ? .demoSeq : .ml1mSeq
+        if let name = o.preset {
+            guard let named = SequentialPreset(rawValue: name) else {
+                throw ValidationError("--preset '\(name)' is not a sequential preset (\(SequentialPreset.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            preset = named
+        }
+        var s = preset.settings(model: kind)
+        if let v = o.learningRate { s.learningRate = v }
+        if let v = o.weightDecay { s.weightDecay = v }
+        if let v = o.batchSize { s.batchSize = v }
+        if let v = o.epochs { s.epochs = v }
+        if let v = o.evalEvery { s.evalEvery = v }
+        if let v = o.patience { s.patience = v }
+        if let v = o.dropout { s.dropout = v }
+        if let v = o.schedule { s.schedule = v }
+        if let v = o.steps { s.steps = v }
+        if let v = o.samplingSteps { s.samplingSteps = v }
+        if let v = historyLength { s.historyLength = v }
+        if let v = hiddenSize { s.hiddenSize = v }
+        if let v = blocks { s.blocks = v }
+        if let v = guidance { s.guidance = v }
+        if let v = nullProbability { s.nullProbability = v }
+        if let v = denoiserDepth { s.denoiserDepth = v }
+        if let v = betaStart { s.betaStart = v }
+        if let v = betaEnd { s.betaEnd = v }
+        guard s.batchSize >= 1, s.epochs >= 1, s.evalEvery >= 1, s.patience >= 1, s.steps >= 2, s.historyLength >= 1,
+              s.hiddenSize >= 2, s.hiddenSize % 2 == 0, s.blocks >= 1 else {
+            throw ValidationError("--batch-size, --epochs, --eval-every, --patience, --history-length and --blocks must be at least 1, --steps at least 2, --hidden-size even")
+        }
+        guard s.dropout >= 0 && s.dropout < 1 else { throw ValidationError("--dropout must be in [0, 1)") }
+        guard s.nullProbability >= 0 && s.nullProbability < 1 else { throw ValidationError("--null-probability must be in [0, 1)") }
+        guard s.denoiserDepth == 1 || s.denoiserDepth == 2 else { throw ValidationError("--denoiser-depth must be 1 or 2") }
+        guard (s.samplingSteps ?? 2) >= 1 else { throw ValidationError("--sampling-steps must be at least 1") }
+        _ = try s.noiseSchedule()
+        return s
+    }
+}
+
 struct PretrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pretrain",
-        abstract: "Pre-train a DiffRec model and write a run folder (config, metrics, checkpoints, report).",
+        abstract: "Pre-train a DiffRec, SASRec or DreamRec model and write a run folder (config, metrics, checkpoints, report).",
         discussion: """
         Example, DiffRec's ML-1M benchmark split with its released settings:
           refit pretrain --data ../shared/data/diffrec-ml-1m/clean --preset ml-1m-clean --out runs/ml1m
+        Sequential recommendation (leave-one-out, every rating, 5-core): SASRec, then DreamRec on its encoder:
+          refit pretrain --model sasrec --data ../shared/data/ml-1m/ml-1m.ratings.tsv --out runs/sasrec
+          refit pretrain --model dreamrec --encoder-from runs/sasrec --out runs/dreamrec
         """)
 
     @OptionGroup var data: DataOptions
     @OptionGroup var model: DiffRecOptions
+    @OptionGroup var sequential: SequentialOptions
     @OptionGroup var device: DeviceOptions
     @Option(help: "Seed of every random draw: initialisation, shuffling, timesteps, noise, dropout.")
     var seed: UInt64 = 1
@@ -108,6 +193,9 @@ struct PretrainCommand: ParsableCommand {
 
     func run() throws {
         let console = Console(quiet: runOptions.quiet || runOptions.json)
+        if let kind = try sequential.sequentialModel {
+            return try runSequential(kind, console: console)
+        }
         let run = RunFolder(out)
         var configuration: RunConfiguration
         let backend = try device.makeBackend()
@@ -150,6 +238,38 @@ struct PretrainCommand: ParsableCommand {
         let report = try ReportWriter.write(run: run)
         console.note("report: \(report.path)")
         console.result(PretrainCommand.summary(final, run: run, json: runOptions.json))
+    }
+
+    func runSequential(_ kind: SequentialModelKind, console: Console) throws {
+        let backend = try device.makeBackend()
+        var arguments = try data.loaderArguments(seed: 2024)
+        // Sequential defaults: every rating is an interaction, users and items 5-core.
+        if data.minRating == nil { arguments.options.minRating = nil }
+        if data.kCore == nil { arguments.options.kCore = 5 }
+        var settings = try sequential.settings(model: kind, shared: model, builtin: arguments.path.hasPrefix("builtin"))
+        settings.seed = seed
+        console.note("device: \(backend.deviceDescription)")
+        let source = DataSource(path: arguments.path, format: arguments.format, options: arguments.options)
+        let (state, _) = try SequentialSession.pretrain(
+            source: source, settings: settings, encoderFrom: sequential.encoderFrom.map(RunFolder.init), out: RunFolder(out),
+            backend: backend, resume: runOptions.resume, force: runOptions.force, observer: console)
+        console.result(Self.sequentialSummary(state, run: RunFolder(out), json: runOptions.json))
+    }
+
+    static func sequentialSummary(_ state: SequentialState, run: RunFolder, json: Bool) -> String {
+        if json {
+            let object: [String: Any] = ["best_epoch": state.bestEpoch, "epochs": state.epoch, "run": run.path,
+                                         "valid": state.bestValid, "test": state.bestTest]
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+            return String(decoding: data, as: UTF8.self)
+        }
+        let rows = [10, 20].map { k in
+            ["@\(k)"] + ["hr", "ndcg"].flatMap { metric in
+                [state.bestValid["\(metric)@\(k)"], state.bestTest["\(metric)@\(k)"]].map { String(format: "%.4f", $0 ?? .nan) }
+            }
+        }
+        return "best epoch \(state.bestEpoch) of \(state.epoch) (by validation NDCG@20); run folder \(run.path)\n"
+            + formatTable(["K", "valid HR", "test HR", "valid NDCG", "test NDCG"], rows)
     }
 
     static func summary(_ state: PretrainState, run: RunFolder, json: Bool) -> String {

@@ -110,22 +110,7 @@ public struct InteractionDataset: Sendable {
     }
 
     private static func fingerprint(of matrices: [CSRMatrix]) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        func mix(_ value: Int32) {
-            var v = UInt32(bitPattern: value)
-            for _ in 0..<4 {
-                hash = (hash ^ UInt64(v & 0xFF)) &* 0x0000_0100_0000_01B3
-                v >>= 8
-            }
-        }
-        for m in matrices {
-            mix(Int32(m.rowCount))
-            mix(Int32(m.columnCount))
-            m.rowPointers.forEach(mix)
-            m.columns.forEach(mix)
-        }
-        let hex = String(hash, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
+        Fingerprint.of(matrices.flatMap { m in [[Int32(m.rowCount), Int32(m.columnCount)], m.rowPointers, m.columns] })
     }
 
     /// The statistics as a few aligned lines, for `refit data stats` and the start of every run.
@@ -206,7 +191,7 @@ public struct CountSummary: Sendable, Equatable, Codable {
     }
 }
 
-private extension Int {
+extension Int {
     /// 1234567 → "1,234,567", independent of locale.
     var grouped: String {
         let digits = String(magnitude)
@@ -219,15 +204,15 @@ private extension Int {
     }
 }
 
-private extension Float {
+extension Float {
     /// 4 → "4", 3.5 → "3.5".
     var formattedRating: String { self == rounded() ? String(Int(self)) : "\(self)" }
 }
 
-private extension Double {
+extension Double {
     var formattedMedian: String { self == rounded() ? Int(self).grouped : "\(self)" }
 }
 
-private extension String {
+extension String {
     func padding(_ width: Int) -> String { self + String(repeating: " ", count: width - count) }
 }

@@ -8,6 +8,9 @@ public enum NoiseScheduleKind: String, Codable, Sendable, CaseIterable {
     case linear
     /// Nichol & Dhariwal's cosine schedule of ᾱ.
     case cosine
+    /// DreamRec's exponential schedule: `β_t = 1 − exp(−b_min/T − (2t−1)·(b_max − b_min)/(2T²))`, with
+    /// b_min = scale·minimum and b_max = scale·maximum (DreamRec: 0.1 and 10).
+    case exp
 }
 
 public enum NoiseScheduleError: Error, CustomStringConvertible {
@@ -52,6 +55,9 @@ public struct NoiseSchedule: Sendable, Equatable {
             let alphaBar = variances.map { 1 - $0 }
             betas = [1 - alphaBar[0]]
             for i in 1..<steps { betas.append(min(1 - alphaBar[i] / alphaBar[i - 1], 0.999)) }
+        case .exp:
+            let t = Double(steps)
+            betas = (1...steps).map { i in 1 - Foundation.exp(-start / t - Double(2 * i - 1) * (end - start) / (2 * t * t)) }
         case .cosine:
             func alphaBar(_ t: Double) -> Double {
                 let c = cos((t + 0.008) / 1.008 * Double.pi / 2)

@@ -22,6 +22,9 @@ public enum FinetuneSession {
                            resume: Bool = false, force: Bool = false, targets cachedTargets: CollaborativeTargets? = nil,
                            observer: TrainingObserver? = nil) throws -> FinetuneOutcome {
         try settings.validate()
+        guard !settings.reward.isSequential else {
+            throw FinetuneError.invalidSetting("--reward \(settings.reward.rawValue) is for sequential (DreamRec) runs; \(pretrained.path) is a DiffRec run")
+        }
         let base = try TrainedRun(pretrained, backend: backend)
         let dataset = base.dataset
         var configuration = base.configuration

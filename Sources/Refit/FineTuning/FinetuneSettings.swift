@@ -8,6 +8,14 @@ public enum RewardKind: String, Codable, Sendable, CaseIterable {
     case selfLoglik = "self-loglik"
     /// α·self + (1 − α)·collab.
     case mixed
+    /// Sequential (DreamRec) runs: log softmax(x̂₀·Eᵀ/τ) of the observed next item of a training position.
+    case seqLoglik = "seq-loglik"
+    /// Sequential runs: α·seq-loglik + (1 − α)·the same log-likelihood averaged over the items that followed the
+    /// history's last item in other users' training sequences (the collaborative next-item signal).
+    case seqCollab = "seq-collab"
+
+    /// Whether the reward belongs to the sequential scenario (DreamRec) rather than DiffRec.
+    public var isSequential: Bool { self == .seqLoglik || self == .seqCollab }
 }
 
 /// How collaborative targets are built from the training matrix.

@@ -257,22 +257,11 @@ public final class ReFiTTrainer {
                 let slot = try b.slot(k)
                 let logp = try logProbability(step: i, slot: slot, buffers: b)
                 if inner == 0 { oldLogp.append(logp) }
-                var dLogp = [Float](repeating: 0, count: b.rows)
-                for r in 0..<b.rows {
-                    let ratio = exp(logp[r] - oldLogp[k][r])
-                    var active = true
-                    if settings.ppoEpochs > 0 {
-                        let epsilon = Double(settings.clipRange)
-                        active = !((advantages[r] > 0 && ratio > 1 + epsilon) || (advantages[r] < 0 && ratio < 1 - epsilon))
-                        if !active { clipped += 1 }
-                        ratios += 1
-                        loss -= advantages[r] * (active ? ratio : min(max(ratio, 1 - epsilon), 1 + epsilon)) / rows
-                    } else {
-                        loss -= advantages[r] * logp[r] / rows
-                    }
-                    if active { dLogp[r] = Float(-advantages[r] * ratio / rows) }
-                }
-                backend.write(dLogp, to: b.dLogp)
+                let step = PolicyGradientStep(logp: logp, oldLogp: oldLogp[k], advantages: advantages, settings: settings)
+                loss += step.loss
+                clipped += step.clipped
+                ratios += step.ratios
+                backend.write(step.dLogp, to: b.dLogp)
                 try accumulateGradient(step: i, slot: slot, buffers: b)
             }
             try parameters.applyAdamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay,
@@ -381,5 +370,34 @@ public final class ReFiTTrainer {
     /// Restores weights, moments and state from a fine-tuning run folder.
     public static func restore(policy: DiffRecModel, from run: RunFolder) throws -> FinetuneState {
         try run.restoreCheckpoint(policy.denoiser.parameters, as: FinetuneState.self)
+    }
+}
+
+/// One step's share of the policy-gradient loss and its gradient with respect to each row's log π, for REINFORCE
+/// (`−A·log π`) or, with PPO epochs, the clipped surrogate `−min(ρA, clip(ρ, 1±ε)A)`, ρ = π/π_old; both averaged
+/// over the rows. Shared by the DiffRec and the DreamRec fine-tuning.
+struct PolicyGradientStep {
+    var dLogp: [Float]
+    var loss = 0.0
+    var clipped = 0
+    var ratios = 0
+
+    init(logp: [Double], oldLogp: [Double], advantages: [Double], settings: FinetuneSettings) {
+        let rows = Double(logp.count)
+        dLogp = [Float](repeating: 0, count: logp.count)
+        for r in logp.indices {
+            let ratio = exp(logp[r] - oldLogp[r])
+            var active = true
+            if settings.ppoEpochs > 0 {
+                let epsilon = Double(settings.clipRange)
+                active = !((advantages[r] > 0 && ratio > 1 + epsilon) || (advantages[r] < 0 && ratio < 1 - epsilon))
+                if !active { clipped += 1 }
+                ratios += 1
+                loss -= advantages[r] * (active ? ratio : min(max(ratio, 1 - epsilon), 1 + epsilon)) / rows
+            } else {
+                loss -= advantages[r] * logp[r] / rows
+            }
+            if active { dLogp[r] = Float(-advantages[r] * ratio / rows) }
+        }
     }
 }

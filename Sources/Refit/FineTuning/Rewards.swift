@@ -130,6 +130,7 @@ extension RewardKind {
         case .selfLoglik: return selfReward
         case .collabNDCG: return CollaborativeNDCGReward(backend: backend, train: trainOnDevice, targets: targets, cutoff: settings.ndcgCutoff)
         case .mixed: return MixedReward(selfReward, collab, weight: Double(settings.mixWeight))
+        case .seqLoglik, .seqCollab: preconditionFailure("\(rawValue) is a sequential reward; FinetuneSession rejects it for DiffRec runs")
         }
     }
 }

@@ -75,9 +75,9 @@ public protocol Backend: AnyObject, Sendable {
 
     // MARK: Element-wise
 
-    /// `c = a + b`, same shape.
+    /// `c = a + b`, same shape. c may alias a or b.
     func add(_ a: Tensor, _ b: Tensor, into c: Tensor)
-    /// `c = a ⊙ b`, same shape.
+    /// `c = a ⊙ b`, same shape. c may alias a or b.
     func multiply(_ a: Tensor, _ b: Tensor, into c: Tensor)
     /// `y += alpha·x`.
     func axpy(_ alpha: Float, _ x: Tensor, _ y: Tensor)

@@ -1,0 +1,126 @@
+/// The sequential scenario's data (DESIGN §4b): each user's items in time order, leave-one-out.
+///
+/// The last item of a user's sequence is the test target and the one before it the validation target; every
+/// earlier position from the second on is a training target whose history is the `L` items before it
+/// (left-padded with −1). Users with fewer than 3 items have no held-out targets and train on all positions.
+public struct SequenceDataset: Sendable {
+    public let source: String
+    public let format: DataFormat
+    public let userIDs: [String]
+    public let itemIDs: [String]
+    /// Each user's items in time order (ties in file order).
+    public let sequences: [[Int32]]
+    public let statistics: SequenceStatistics
+    public let fingerprint: String
+    /// Every training target as (user, position in the user's sequence), users in order.
+    public let trainingExamples: [TrainingExample]
+
+    public struct TrainingExample: Sendable, Equatable {
+        public let user: Int32
+        public let position: Int32
+    }
+
+    public var userCount: Int { userIDs.count }
+    public var itemCount: Int { itemIDs.count }
+
+    /// Implicit feedback from `log`: rows rated at least `minRating` (nil: every row), one per (user, item) pair
+    /// (the earliest), users and items k-core filtered to a fixed point.
+    public init(log: InteractionLog, minRating: Float?, kCore: Int?) throws {
+        let kept = log.filtered(minRating: minRating, kCore: kCore)
+        guard kept.count > 0 else {
+            throw DataError.badOption("\(log.source): no interactions left after filtering (min rating \(minRating.map { "\($0)" } ?? "none"), k-core \(kCore ?? 0))")
+        }
+        source = log.source
+        format = log.format
+        userIDs = kept.userIDs
+        itemIDs = kept.itemIDs
+        sequences = kept.sequences()
+        var examples: [TrainingExample] = []
+        for (u, sequence) in sequences.enumerated() {
+            let end = sequence.count >= 3 ? sequence.count - 2 : sequence.count
+            for position in stride(from: 1, to: end, by: 1) { examples.append(TrainingExample(user: Int32(u), position: Int32(position))) }
+        }
+        trainingExamples = examples
+        fingerprint = Fingerprint.of([[Int32(kept.itemCount)]] + sequences)
+        statistics = SequenceStatistics(
+            source: log.source, format: log.format, rowsRead: log.count, usersRead: log.userCount, itemsRead: log.itemCount,
+            hasTimestamps: log.timestamps != nil, minRating: log.ratings == nil ? nil : minRating, kCore: kCore,
+            users: kept.userCount, items: kept.itemCount, interactions: kept.count,
+            sequenceLength: CountSummary(sequences.map(\.count)), trainingExamples: examples.count,
+            evaluatedUsers: sequences.filter { $0.count >= 3 }.count)
+    }
+
+    /// Reads `source` (any format the readers accept) as sequences: by default every rating counts and users and
+    /// items are 5-core, unless the source says otherwise.
+    public static func load(_ source: DataSource) throws -> SequenceDataset {
+        let options = try source.options
+        let log = try DatasetLoader.readLog(path: source.path, format: source.format, options: options)
+        return try SequenceDataset(log: log, minRating: source.minRating, kCore: source.kCore)
+    }
+
+    /// The position of `user`'s held-out target in `split` (valid: second to last, test: last), or nil when the
+    /// user has fewer than 3 items or the split is train.
+    public func heldOutPosition(user: Int, split: DataSplit) -> Int? {
+        let n = sequences[user].count
+        guard n >= 3 else { return nil }
+        switch split {
+        case .train: return nil
+        case .valid: return n - 2
+        case .test: return n - 1
+        }
+    }
+
+    /// The `length` items before `position` in `user`'s sequence, oldest first, left-padded with −1.
+    public func history(user: Int, before position: Int, length: Int) -> [Int32] {
+        let sequence = sequences[user]
+        let start = max(0, position - length)
+        return [Int32](repeating: -1, count: length - (position - start)) + sequence[start..<position]
+    }
+
+    /// Training-item counts per item (positions before each user's validation target): the popularity baseline.
+    public func trainingItemCounts() -> [Int] {
+        var counts = [Int](repeating: 0, count: itemCount)
+        for sequence in sequences {
+            let end = sequence.count >= 3 ? sequence.count - 2 : sequence.count
+            for item in sequence[0..<end] { counts[Int(item)] += 1 }
+        }
+        return counts
+    }
+
+    /// Aligned lines for `refit data stats --sequential` and the start of every sequential run.
+    public func describe(historyLength: Int? = nil) -> String {
+        let s = statistics
+        var filters: [String] = [s.minRating.map { "rating ≥ \($0.formattedRating)" } ?? "every rating", "duplicates removed"]
+        if let k = s.kCore { filters.append("\(k)-core") }
+        var lines = [
+            ("data", "\(s.source) (\(s.format))"),
+            ("read", "\(s.rowsRead.grouped) rows, \(s.usersRead.grouped) users, \(s.itemsRead.grouped) items, "
+                + (s.hasTimestamps ? "with timestamps" : "no timestamps: file order is time order")),
+            ("kept", "\(s.users.grouped) users, \(s.items.grouped) items, \(s.interactions.grouped) interactions (\(filters.joined(separator: ", ")))"),
+            ("sequences", "length min \(s.sequenceLength.min.grouped), median \(s.sequenceLength.median.formattedMedian), max \(s.sequenceLength.max.grouped)"),
+            ("split", "leave-one-out: \(s.trainingExamples.grouped) training targets; \(s.evaluatedUsers.grouped) users with a validation and a test target"),
+        ]
+        if let historyLength { lines.append(("history", "the last \(historyLength) items before each target, left-padded")) }
+        lines.append(("fingerprint", fingerprint))
+        let width = lines.map(\.0.count).max()!
+        return lines.map { $0.0.padding(width) + "  " + $0.1 }.joined(separator: "\n")
+    }
+}
+
+/// What a sequential dataset holds after filtering.
+public struct SequenceStatistics: Sendable, Equatable, Codable {
+    public var source: String
+    public var format: DataFormat
+    public var rowsRead: Int
+    public var usersRead: Int
+    public var itemsRead: Int
+    public var hasTimestamps: Bool
+    public var minRating: Float?
+    public var kCore: Int?
+    public var users: Int
+    public var items: Int
+    public var interactions: Int
+    public var sequenceLength: CountSummary
+    public var trainingExamples: Int
+    public var evaluatedUsers: Int
+}

@@ -1,0 +1,142 @@
+import Foundation
+import RefitCompute
+
+/// A sequential recommender on a backend: the SASRec encoder, and for DreamRec the conditional denoiser with its
+/// forward process and sampler.
+///
+/// Scores for a batch of histories are `h·Eᵀ` (SASRec) or `x̂₀·Eᵀ` with x̂₀ sampled from N(0, I) by the reverse
+/// process under classifier-free guidance (DreamRec), over all items.
+public final class SequentialModel: @unchecked Sendable {
+    public let settings: SequentialSettings
+    public let encoder: SASRecEncoder
+    public let denoiser: DreamRecDenoiser?
+    public let schedule: NoiseSchedule
+    public let sampler: DiffusionSampler
+    public var backend: any Backend { encoder.parameters.backend }
+    private var scoreBuffers: [Int: Tensor] = [:]
+    private var samplingBuffers: [Int: SamplingBuffers] = [:]
+
+    public init(backend: any Backend, settings: SequentialSettings, items: Int) throws {
+        self.settings = settings
+        encoder = try SASRecEncoder(backend: backend, architecture: SASRecArchitecture(items: items, settings: settings), seed: settings.seed)
+        denoiser = settings.model == .dreamrec
+            ? try DreamRecDenoiser(backend: backend, hiddenSize: settings.hiddenSize, depth: settings.denoiserDepth, seed: settings.seed)
+            : nil
+        schedule = try settings.noiseSchedule()
+        sampler = DiffusionSampler(schedule: schedule, steps: settings.samplingSteps)
+    }
+
+    /// The parameters a checkpoint of this model holds: the encoder's, and for DreamRec the denoiser's.
+    public var trainedParameters: ParameterStore { denoiser?.parameters ?? encoder.parameters }
+
+    /// Scores (B, items) for B histories (B·L items), in inference mode. DreamRec draws its starting noise and
+    /// step noise from the Philox stream of `seed`, so an evaluation is reproducible.
+    public func scores(histories: [Int32], seed: UInt64) throws -> Tensor {
+        let h = try encoder.forward(histories: histories, training: false)
+        let query = denoiser == nil ? h : try sample(conditions: h, seed: seed, offset: 0, trajectory: nil).x0
+        return try score(query)
+    }
+
+    /// `query·Eᵀ` (B, items), in a buffer reused per B (for DreamRec, divided by `targetScale`).
+    public func score(_ query: Tensor) throws -> Tensor {
+        let rows = query.rows
+        let out: Tensor
+        if let existing = scoreBuffers[rows] { out = existing } else {
+            out = try backend.makeTensor([rows, encoder.architecture.items], .float32)
+            scoreBuffers[rows] = out
+        }
+        // DreamRec's x̂₀ lives in E's space scaled by targetScale (1 for SASRec's h).
+        backend.matmul(query, transposeA: false, encoder.itemEmbeddings, transposeB: true, into: out,
+                       alpha: denoiser == nil ? 1 : 1 / settings.targetScale, beta: 0)
+        return out
+    }
+
+    // MARK: DreamRec sampling
+
+    /// Per-row work tensors of the sampler for n rows (the guided batch has 2n).
+    final class SamplingBuffers {
+        let x, paired, conditions, stepIndices, stepRows, nullIndices: Tensor
+        let guidedScale, unguidedScale, x0, a, b, sigma, ones, noise: Tensor
+        let n: Int
+        init(_ backend: any Backend, n: Int, d: Int, guidance: Float) throws {
+            self.n = n
+            func t(_ shape: [Int]) throws -> Tensor { try backend.makeTensor(shape, .float32) }
+            x = try t([n, d]); paired = try t([2 * n, d]); conditions = try t([2 * n, d])
+            stepIndices = try backend.makeTensor([2 * n], .int32); stepRows = try t([2 * n, d])
+            nullIndices = try backend.makeTensor([n], .int32)
+            guidedScale = try backend.tensor([Float](repeating: 1 + guidance, count: n), shape: [n])
+            unguidedScale = try backend.tensor([Float](repeating: -guidance, count: n), shape: [n])
+            x0 = try t([n, d]); a = try t([n]); b = try t([n]); sigma = try t([n])
+            ones = try backend.tensor([Float](repeating: 1, count: n), shape: [n])
+            noise = try t([n, d])
+        }
+    }
+
+    func samplingBuffers(_ n: Int) throws -> SamplingBuffers {
+        if let b = samplingBuffers[n] { return b }
+        let b = try SamplingBuffers(backend, n: n, d: settings.hiddenSize, guidance: settings.guidance)
+        samplingBuffers[n] = b
+        return b
+    }
+
+    /// The first and second halves (n rows each) of a (2n, d) tensor.
+    func halves(_ t: Tensor) -> (Tensor, Tensor) {
+        let n = t.rows / 2, d = t.count / t.rows
+        return (backend.view(t, offset: 0, shape: [n, d]), backend.view(t, offset: n * d, shape: [n, d]))
+    }
+
+    /// Builds the guided batch's conditions: [h; ∅].
+    func pairedConditions(_ h: Tensor, buffers s: SamplingBuffers) {
+        let (conditional, unconditional) = halves(s.conditions)
+        backend.copy(h, to: conditional)
+        backend.gatherRows(denoiser!.nullCondition, indices: s.nullIndices, into: unconditional)
+    }
+
+    /// The guided prediction `x̂₀ = (1+w)·f(x, h, t) − w·f(x, ∅, t)` into `s.x0`, from a forward over [x; x].
+    /// With `timesteps` the denoiser keeps what its backward needs; otherwise `stepRows` come from a step table.
+    func guidedPrediction(_ x: Tensor, step t: Int, buffers s: SamplingBuffers, table: Tensor?, timesteps: Tensor?) throws {
+        let (first, second) = halves(s.paired)
+        backend.copy(x, to: first)
+        backend.copy(x, to: second)
+        let output: Tensor
+        if let table {
+            backend.write([Int32](repeating: Int32(t), count: 2 * s.n), to: s.stepIndices)
+            backend.gatherRows(table, indices: s.stepIndices, into: s.stepRows)
+            output = try denoiser!.forward(s.paired, condition: s.conditions, stepRows: s.stepRows)
+        } else {
+            output = try denoiser!.forward(s.paired, condition: s.conditions, timesteps: timesteps)
+        }
+        let (conditional, unconditional) = halves(output)
+        backend.combineRows(conditional, scaledBy: s.guidedScale, unconditional, scaledBy: s.unguidedScale, into: s.x0)
+    }
+
+    /// Runs the reverse process from N(0, I) for the n conditions h (n, d). Noise comes from the Philox stream
+    /// (seed, offset + …). When `trajectory` is given (sampler.count + 1 tensors (n, d)), every state is kept:
+    /// trajectory[k] is the state entering sampler step k, trajectory[count] the final x̂₀.
+    /// Returns the final x̂₀ (n, d) in a reused buffer.
+    func sample(conditions h: Tensor, seed: UInt64, offset: UInt64, trajectory: [Tensor]?) throws -> (x0: Tensor, buffers: SamplingBuffers) {
+        guard let denoiser else { preconditionFailure("sampling needs a DreamRec model") }
+        let n = h.rows, d = settings.hiddenSize
+        let s = try samplingBuffers(n)
+        pairedConditions(h, buffers: s)
+        let table = try denoiser.stepTable(steps: settings.steps)
+        let perStep = UInt64(n * d)
+        var x = trajectory?[0] ?? s.x
+        backend.fillNormal(x, seed: seed, offset: offset)
+        for (k, t) in sampler.timesteps.enumerated() {
+            try guidedPrediction(x, step: t, buffers: s, table: table, timesteps: nil)
+            let next = trajectory?[k + 1] ?? s.x
+            backend.fill(s.a, with: sampler.x0Coefficients[k])
+            backend.fill(s.b, with: sampler.xtCoefficients[k])
+            backend.combineRows(s.x0, scaledBy: s.a, x, scaledBy: s.b, into: next)
+            if sampler.standardDeviations[k] > 0 {
+                backend.fillNormal(s.noise, seed: seed, offset: offset + UInt64(k + 1) * perStep)
+                backend.fill(s.sigma, with: sampler.standardDeviations[k])
+                backend.combineRows(next, scaledBy: s.ones, s.noise, scaledBy: s.sigma, into: next)
+            }
+            x = next
+        }
+        backend.copy(x, to: s.x0)
+        return (s.x0, s)
+    }
+}

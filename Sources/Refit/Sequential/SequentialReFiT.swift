@@ -1,0 +1,308 @@
+import Foundation
+import RefitCompute
+
+/// The rewards of DreamRec rollouts (DESIGN §4b), computed from training positions only.
+public final class NextItemReward {
+    let kind: RewardKind
+    let model: SequentialModel
+    let temperature: Float
+    let mixWeight: Double
+    /// For seq-collab: per item, the items that followed it in training sequences (top-M, weights summing to 1).
+    let transitions: [[(item: Int32, weight: Float)]]
+    private var buffers: [Int: (targets: Tensor, loss: Tensor, logp: Tensor)] = [:]
+
+    public init(kind: RewardKind, model: SequentialModel, dataset: SequenceDataset, settings: FinetuneSettings) {
+        precondition(kind.isSequential)
+        self.kind = kind
+        self.model = model
+        temperature = settings.temperature
+        mixWeight = Double(settings.mixWeight)
+        transitions = kind == .seqCollab ? Self.transitions(dataset, keep: settings.targetSize) : []
+    }
+
+    /// Counts of (previous item → next item) over the training part of every sequence (before the validation target).
+    static func transitions(_ dataset: SequenceDataset, keep: Int) -> [[(item: Int32, weight: Float)]] {
+        var counts = [[Int32: Int]](repeating: [:], count: dataset.itemCount)
+        for sequence in dataset.sequences {
+            let end = sequence.count >= 3 ? sequence.count - 2 : sequence.count
+            for p in stride(from: 1, to: end, by: 1) { counts[Int(sequence[p - 1])][sequence[p], default: 0] += 1 }
+        }
+        return counts.map { followers in
+            let top = followers.sorted { ($0.value, -$0.key) > ($1.value, -$1.key) }.prefix(keep)
+            let total = Float(top.reduce(0) { $0 + $1.value })
+            return top.map { ($0.key, Float($0.value) / total) }
+        }
+    }
+
+    /// One reward per row of x̂₀ (n, d): `targets` the observed next items, `lastItems` each history's last item.
+    public func rewards(x0: Tensor, targets: [Int32], lastItems: [Int32]) throws -> [Double] {
+        let backend = model.backend, n = x0.rows, items = model.encoder.architecture.items
+        let b: (targets: Tensor, loss: Tensor, logp: Tensor)
+        if let existing = buffers[n] { b = existing } else {
+            b = (try backend.makeTensor([n], .int32), try backend.makeTensor([n], .float32), try backend.makeTensor([n, items], .float32))
+            buffers[n] = b
+        }
+        let logits = try model.score(x0)
+        backend.scale(logits, by: 1 / temperature)
+        backend.write(targets, to: b.targets)
+        backend.softmaxCrossEntropy(logits, targets: b.targets, gradientScale: 0, loss: b.loss, dLogits: nil)
+        let own = try backend.readFloats(b.loss).map { -Double($0) }
+        guard kind == .seqCollab else { return own }
+        backend.logSoftmaxRows(logits, into: b.logp)
+        let logp = try backend.readFloats(b.logp)
+        return (0..<n).map { r in
+            let collab = transitions[Int(lastItems[r])].reduce(0.0) { $0 + Double($1.weight * logp[r * items + Int($1.item)]) }
+            return mixWeight * own[r] + (1 - mixWeight) * collab
+        }
+    }
+}
+
+/// ReFiT on DreamRec: the guided reverse process from N(0, I) as an MDP over the sampler's steps, with policy
+/// `N(μ_θ(x_t, h, t), σ_t²·I)` in d dimensions, the reward scored on the final x̂₀, and the same estimator as the
+/// DiffRec path (group advantages, REINFORCE or PPO clipping, optional KL to the frozen model, AdamW).
+///
+/// Only the denoiser (and its null condition) is trained; the encoder and item embeddings stay as pre-trained, so
+/// the reward's scoring space does not move under the policy. A rollout keeps every state of the trajectory
+/// (K+1 tensors of n×d: for n = 1,024 rows, d = 64 and K = 500 steps, 131 MB), bounded by the batch.
+public final class SequentialReFiTTrainer {
+    public let policy: SequentialModel
+    let reference: SequentialModel?
+    public let reward: NextItemReward
+    public let dataset: SequenceDataset
+    public let evaluator: SequentialEvaluator
+    public let run: RunFolder
+    public let settings: FinetuneSettings
+    public private(set) var state: FinetuneState
+    weak var observer: TrainingObserver?
+    let backend: any Backend
+    let random: HostRandom
+    let stepRandom: HostRandom
+    /// Each user's training examples, as a range of `dataset.trainingExamples`; users without any are left out.
+    let userExamples: [(user: Int, examples: Range<Int>)]
+    private let scalar: Tensor
+    private var buffers: [Int: Buffers] = [:]
+
+    final class Buffers {
+        let trajectory: [Tensor]
+        let timesteps, mean, meanReference, dMean, dOutput, logStd, logp, dLogp, scaleA, scaleB, zeros: Tensor
+        init(_ b: any Backend, n: Int, d: Int, steps: Int) throws {
+            func t(_ shape: [Int]) throws -> Tensor { try b.makeTensor(shape, .float32) }
+            trajectory = try (0...steps).map { _ in try t([n, d]) }
+            timesteps = try b.makeTensor([2 * n], .int32)
+            mean = try t([n, d]); meanReference = try t([n, d]); dMean = try t([n, d]); dOutput = try t([2 * n, d])
+            logStd = try t([n]); logp = try t([n]); dLogp = try t([n]); scaleA = try t([n]); scaleB = try t([n]); zeros = try t([n])
+        }
+    }
+
+    public init(policy: SequentialModel, reference: SequentialModel?, reward: NextItemReward, dataset: SequenceDataset,
+                evaluator: SequentialEvaluator, run: RunFolder, settings: FinetuneSettings, state: FinetuneState? = nil,
+                observer: TrainingObserver? = nil) throws {
+        precondition(policy.denoiser != nil, "ReFiT fine-tunes a DreamRec model")
+        self.policy = policy
+        self.reference = reference
+        self.reward = reward
+        self.dataset = dataset
+        self.evaluator = evaluator
+        self.run = run
+        self.settings = settings
+        self.observer = observer
+        self.state = state ?? FinetuneState()
+        backend = policy.backend
+        random = HostRandom(seed: settings.seed, stream: 12)
+        stepRandom = HostRandom(seed: settings.seed, stream: 13)
+        var ranges: [(Int, Range<Int>)] = []
+        var start = 0
+        let examples = dataset.trainingExamples
+        while start < examples.count {
+            var end = start
+            while end < examples.count && examples[end].user == examples[start].user { end += 1 }
+            ranges.append((Int(examples[start].user), start..<end))
+            start = end
+        }
+        userExamples = ranges
+        policy.denoiser!.parameters.step = self.state.optimizerStep
+        scalar = try backend.makeTensor([1], .float32)
+    }
+
+    func rolloutBuffers(_ n: Int) throws -> Buffers {
+        if let b = buffers[n] { return b }
+        let b = try Buffers(backend, n: n, d: policy.settings.hiddenSize, steps: policy.sampler.count)
+        buffers[n] = b
+        return b
+    }
+
+    /// The sampler steps trained on in update `update`: a random share of those that add noise (σ > 0).
+    func trainedSteps(update: Int) -> [Int] {
+        let noisy = policy.sampler.standardDeviations.indices.filter { policy.sampler.standardDeviations[$0] > 0 }
+        guard !noisy.isEmpty else { return [] }
+        let count = max(1, Int((settings.stepFraction * Double(noisy.count)).rounded()))
+        if count >= noisy.count { return noisy }
+        return stepRandom.permutation(noisy.count, round: UInt64(update)).prefix(count).map { noisy[$0] }.sorted()
+    }
+
+    /// The per-row log π of sampler step k's stored action under the current weights; μ_θ is left in `b.mean`.
+    func logProbability(step k: Int, h: Tensor, buffers b: Buffers) throws -> [Double] {
+        let sampler = policy.sampler, n = h.rows
+        let s = try policy.samplingBuffers(n)
+        backend.write([Int32](repeating: Int32(sampler.timesteps[k]), count: 2 * n), to: b.timesteps)
+        try policy.guidedPrediction(b.trajectory[k], step: sampler.timesteps[k], buffers: s, table: nil, timesteps: b.timesteps)
+        backend.fill(b.scaleA, with: sampler.x0Coefficients[k])
+        backend.fill(b.scaleB, with: sampler.xtCoefficients[k])
+        backend.combineRows(s.x0, scaledBy: b.scaleA, b.trajectory[k], scaledBy: b.scaleB, into: b.mean)
+        backend.fill(b.logStd, with: log(sampler.standardDeviations[k]))
+        backend.gaussianLogProbability(b.trajectory[k + 1], mean: b.mean, logStd: b.logStd, into: b.logp)
+        return try backend.readFloats(b.logp).map(Double.init)
+    }
+
+    /// Adds the gradient of `Σ_r dLogp[r]·log π` (and the KL penalty's) through the guided prediction.
+    func accumulateGradient(step k: Int, h: Tensor, buffers b: Buffers, nullRows: ScatterPlan) throws {
+        let sampler = policy.sampler, n = h.rows, w = policy.settings.guidance
+        backend.gaussianLogProbabilityBackward(b.trajectory[k + 1], mean: b.mean, logStd: b.logStd, dLogp: b.dLogp, into: b.dMean)
+        if let reference, settings.klCoefficient > 0 {
+            // β·mean_i (μ_θ − μ_ref)²/(2σ²), averaged over rows: its gradient joins dμ.
+            let s = try reference.samplingBuffers(n)
+            reference.pairedConditions(h, buffers: s)
+            try reference.guidedPrediction(b.trajectory[k], step: sampler.timesteps[k], buffers: s, table: nil, timesteps: b.timesteps)
+            backend.combineRows(s.x0, scaledBy: b.scaleA, b.trajectory[k], scaledBy: b.scaleB, into: b.meanReference)
+            backend.axpy(-1, b.meanReference, b.mean)
+            let sigma = Double(sampler.standardDeviations[k])
+            backend.axpy(Float(Double(settings.klCoefficient) / (Double(policy.settings.hiddenSize) * sigma * sigma * Double(n))), b.mean, b.dMean)
+        }
+        // μ = a·x̂₀ + b·x_t and x̂₀ = (1+w)·f(x, h) − w·f(x, ∅): df = a(1+w)·dμ on the conditional half, −a·w·dμ on the other.
+        let a = sampler.x0Coefficients[k]
+        let (conditional, unconditional) = policy.halves(b.dOutput)
+        backend.fill(b.scaleA, with: a * (1 + w))
+        backend.combineRows(b.dMean, scaledBy: b.scaleA, b.dMean, scaledBy: b.zeros, into: conditional)
+        backend.fill(b.scaleA, with: -a * w)
+        backend.combineRows(b.dMean, scaledBy: b.scaleA, b.dMean, scaledBy: b.zeros, into: unconditional)
+        try policy.denoiser!.backward(dOutput: b.dOutput, nullRows: nullRows)
+    }
+
+    /// One batch of training examples: G rollouts each, then REINFORCE (or PPO epochs) over the chosen steps.
+    func update(examples: [SequenceDataset.TrainingExample]) throws -> (rewards: [Double], loss: Double, kl: Double, clipFraction: Double) {
+        let update = state.updates, g = settings.rollouts, l = policy.settings.historyLength
+        var histories: [Int32] = [], targets: [Int32] = [], lastItems: [Int32] = []
+        for e in examples {
+            let history = dataset.history(user: Int(e.user), before: Int(e.position), length: l)
+            for _ in 0..<g {
+                histories += history
+                targets.append(dataset.sequences[Int(e.user)][Int(e.position)])
+                lastItems.append(history[l - 1])
+            }
+        }
+        let n = targets.count
+        let b = try rolloutBuffers(n)
+        let h = try policy.encoder.forward(histories: histories, training: false)
+        let perRollout = UInt64(policy.sampler.count + 1) * UInt64(n * policy.settings.hiddenSize)
+        let (x0, _) = try policy.sample(conditions: h, seed: settings.seed ^ 0x5345_5152_4F4C, offset: UInt64(update) * perRollout, trajectory: b.trajectory)
+        let rewards = try reward.rewards(x0: x0, targets: targets, lastItems: lastItems)
+        let advantages = ReFiTTrainer.advantages(rewards, groupSize: g, clip: Double(settings.advantageClip))
+        let trained = trainedSteps(update: update)
+        let nullRows = try ScatterPlan(indices: (0..<(2 * n)).map { $0 < n ? -1 : 0 }, backend: backend)
+        let parameters = policy.denoiser!.parameters
+        var oldLogp: [[Double]] = []
+        var loss = 0.0, clipped = 0, ratios = 0
+        for inner in 0..<max(1, settings.ppoEpochs) {
+            parameters.zeroGradients()
+            loss = 0
+            for (j, k) in trained.enumerated() {
+                let logp = try logProbability(step: k, h: h, buffers: b)
+                if inner == 0 { oldLogp.append(logp) }
+                let step = PolicyGradientStep(logp: logp, oldLogp: oldLogp[j], advantages: advantages, settings: settings)
+                loss += step.loss
+                clipped += step.clipped
+                ratios += step.ratios
+                backend.write(step.dLogp, to: b.dLogp)
+                try accumulateGradient(step: k, h: h, buffers: b, nullRows: nullRows)
+            }
+            try parameters.applyAdamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay,
+                                      maxGradientNorm: settings.maxGradientNorm, scratch: scalar)
+        }
+        var kl = 0.0
+        if let first = trained.first {
+            let newLogp = try logProbability(step: first, h: h, buffers: b)
+            kl = zip(oldLogp[0], newLogp).map { $0 - $1 }.reduce(0, +) / Double(n)
+        }
+        state.updates += 1
+        state.optimizerStep = parameters.step
+        return (rewards, loss, kl, ratios > 0 ? Double(clipped) / Double(ratios) : 0)
+    }
+
+    /// One pass over (a share of) the users, each with one random training position.
+    public func trainEpoch() throws -> FinetuneEpochStatistics {
+        let epoch = state.epoch + 1
+        let started = Date()
+        var order = random.permutation(userExamples.count, round: UInt64(epoch))
+        order = Array(order.prefix(max(1, Int((Double(order.count) * settings.userFraction).rounded()))))
+        let examples = order.map { index -> SequenceDataset.TrainingExample in
+            let range = userExamples[index].examples
+            let pick = Int(random.uniform(UInt64(epoch) << 32 | UInt64(index)) * Double(range.count))
+            return dataset.trainingExamples[range.lowerBound + min(pick, range.count - 1)]
+        }
+        var allRewards: [Double] = [], losses: [Double] = [], kls: [Double] = [], clips: [Double] = []
+        let batches = (examples.count + settings.usersPerBatch - 1) / settings.usersPerBatch
+        for batch in 0..<batches {
+            let result = try update(examples: Array(examples[(batch * settings.usersPerBatch)..<min(examples.count, (batch + 1) * settings.usersPerBatch)]))
+            allRewards += result.rewards
+            losses.append(result.loss)
+            kls.append(result.kl)
+            clips.append(result.clipFraction)
+            observer?.batchFinished(epoch: epoch, batch: batch + 1, of: batches)
+        }
+        state.epoch = epoch
+        var statistics = FinetuneEpochStatistics()
+        let mean = allRewards.reduce(0, +) / Double(max(allRewards.count, 1))
+        statistics.rewardMean = mean
+        statistics.rewardStd = (allRewards.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(max(allRewards.count, 1))).squareRoot()
+        statistics.loss = losses.reduce(0, +) / Double(max(losses.count, 1))
+        statistics.approximateKL = kls.reduce(0, +) / Double(max(kls.count, 1))
+        statistics.clipFraction = clips.reduce(0, +) / Double(max(clips.count, 1))
+        statistics.seconds = Date().timeIntervalSince(started)
+        statistics.usersPerSecond = Double(examples.count) / statistics.seconds
+        return statistics
+    }
+
+    func validation() throws -> (metrics: RankingMetrics, seconds: Double) {
+        let started = Date()
+        let metrics = try evaluator.evaluate(.valid, model: policy)
+        let seconds = Date().timeIntervalSince(started)
+        try run.appendNextItemEvaluation(epoch: state.epoch, split: .valid, seconds: seconds, metrics: metrics)
+        return (metrics, seconds)
+    }
+
+    /// Fine-tunes for `settings.epochs`, evaluating on validation each epoch and keeping the best weights.
+    @discardableResult
+    public func train() throws -> FinetuneState {
+        let parameters = policy.denoiser!.parameters
+        let metadata = { ["model": "dreamrec", "finetune_epoch": String(self.state.epoch)] }
+        if state.epoch == 0 && state.pretrainedValid.isEmpty {
+            let (metrics, seconds) = try validation()
+            state.pretrainedValid = Dictionary(uniqueKeysWithValues: metrics.nextItemValues.map { ($0.key, $0.value) })
+            state.bestValid = state.pretrainedValid
+            state.bestValidNDCG20 = metrics.ndcg(at: 20)
+            try run.saveWeights(parameters, to: "best.safetensors", metadata: metadata())
+            observer?.log(String(format: "epoch   0 (pre-trained)  valid HR@20 %.4f N@20 %.4f (%.1f s)", metrics.recall(at: 20), metrics.ndcg(at: 20), seconds))
+        }
+        while state.epoch < settings.epochs {
+            let s = try trainEpoch()
+            try run.appendMetrics([("kind", .string("epoch")), ("epoch", .integer(state.epoch)), ("reward_mean", .number(s.rewardMean)),
+                                   ("reward_std", .number(s.rewardStd)), ("loss", .number(s.loss)), ("approx_kl", .number(s.approximateKL)),
+                                   ("clip_fraction", .number(s.clipFraction)), ("seconds", .number(s.seconds)),
+                                   ("users_per_second", .number(s.usersPerSecond))])
+            let (metrics, seconds) = try validation()
+            var line = String(format: "epoch %3d  reward %.4f ± %.4f  loss %.4g  KL %.2e  clip %.3f  %.1f s  %.0f users/s  valid HR@20 %.4f N@20 %.4f (%.1f s)",
+                              state.epoch, s.rewardMean, s.rewardStd, s.loss, s.approximateKL, s.clipFraction, s.seconds, s.usersPerSecond,
+                              metrics.recall(at: 20), metrics.ndcg(at: 20), seconds)
+            if metrics.ndcg(at: 20) > state.bestValidNDCG20 {
+                state.bestValidNDCG20 = metrics.ndcg(at: 20)
+                state.bestEpoch = state.epoch
+                state.bestValid = Dictionary(uniqueKeysWithValues: metrics.nextItemValues.map { ($0.key, $0.value) })
+                try run.saveWeights(parameters, to: "best.safetensors", metadata: metadata())
+                line += "  *best"
+            }
+            try run.saveCheckpoint(parameters, state: state, metadata: metadata())
+            observer?.log(line)
+        }
+        return state
+    }
+}
