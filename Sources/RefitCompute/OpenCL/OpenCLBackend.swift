@@ -11,6 +11,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     private var pendingError: OpenCLError?
     /// Partial totals of `sum` and `sumOfSquares` between their two launches (`WorkGroups.totalGroups` floats).
     private var partialTotals: Tensor?
+    /// Scratch that one operation passes between its own launches (see `scratch(_:)`).
+    private var scratchTensor: Tensor?
     /// Work-group shapes of the reduction and selection kernels; tests set GPU shapes on a CPU device to run those paths.
     var groups: WorkGroups
 
@@ -64,10 +66,23 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     }
 
     /// Launches a per-row reduction: one work-group per row, with one float of local scratch per work-item.
-    private func launchRows(_ name: String, rows: Int, columns: Int, _ arguments: [KernelArgument]) {
+    func launchRows(_ name: String, rows: Int, columns: Int, _ arguments: [KernelArgument]) {
         guard rows > 0 else { return }
         let size = rowGroup(name, columns: columns)
         launch(name, global: [rows * size], local: [size], arguments + [.local(bytes: size * 4)])
+    }
+
+    /// At least `count` floats of device memory for passing values between the launches of one operation: the queue
+    /// runs in order, so the next operation's use of it begins after them. Nil, with the error kept, when allocation fails.
+    func scratch(_ count: Int) -> Tensor? {
+        if let existing = scratchTensor, existing.count >= count { return existing }
+        do {
+            scratchTensor = try makeTensor([max(count, 1)], .float32)
+            return scratchTensor
+        } catch let error as OpenCLError {
+            if pendingError == nil { pendingError = error }
+        } catch {}
+        return nil
     }
 
     @inline(__always) static func memory(_ t: Tensor) -> cl_mem {
@@ -496,7 +511,7 @@ extension WorkGroups {
 
 extension Int {
     /// The smallest power of two ≥ self (for self ≥ 1).
-    fileprivate var nextPowerOfTwo: Int { self <= 1 ? 1 : 1 << (Int.bitWidth - (self - 1).leadingZeroBitCount) }
+    var nextPowerOfTwo: Int { self <= 1 ? 1 : 1 << (Int.bitWidth - (self - 1).leadingZeroBitCount) }
 }
 
 extension Double {
