@@ -246,7 +246,12 @@ struct PretrainCommand: ParsableCommand {
         // Sequential defaults: every rating is an interaction, users and items 5-core.
         if data.minRating == nil { arguments.options.minRating = nil }
         if data.kCore == nil { arguments.options.kCore = 5 }
-        var settings = try sequential.settings(model: kind, shared: model, builtin: arguments.path.hasPrefix("builtin"))
+        // DreamRec reads its data from the SASRec run, so that run's data decides the default preset.
+        var dataPath = arguments.path
+        if kind == .dreamrec, let encoderFrom = sequential.encoderFrom, RunFolder(encoderFrom).isSequential {
+            dataPath = try RunFolder(encoderFrom).readJSON(SequentialRunConfiguration.self, from: "config.json").data.path
+        }
+        var settings = try sequential.settings(model: kind, shared: model, builtin: dataPath.hasPrefix("builtin"))
         settings.seed = seed
         console.note("device: \(backend.deviceDescription)")
         let source = DataSource(path: arguments.path, format: arguments.format, options: arguments.options)

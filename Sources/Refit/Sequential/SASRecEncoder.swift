@@ -180,11 +180,23 @@ public final class SASRecEncoder: @unchecked Sendable {
         return w.encoding
     }
 
+    /// The last `forward`'s output at every position (B·L, d): row b·L + i encodes sequence b's items up to i, the
+    /// history of the item after it. SASRec trains on all of them at once.
+    public func positionOutputs(batch: Int) throws -> Tensor { try workspace(batch: batch).final }
+
     /// Accumulates parameter gradients given dh (B, d) for the last training-mode `forward` of that batch size.
     /// Dropout masks are replayed from the same stream, so pass the same seed and offset.
     public func backward(dEncoding: Tensor, dropoutSeed: UInt64 = 0, dropoutOffset: UInt64 = 0) throws {
+        let w = try workspace(batch: dEncoding.rows)
+        backend.fill(w.dRows2, with: 0)
+        backend.scatterAddRows(dEncoding, plan: w.lastPlan, into: w.dRows2)
+        try backward(dPositionOutputs: w.dRows2, dropoutSeed: dropoutSeed, dropoutOffset: dropoutOffset)
+    }
+
+    /// The same given the gradient of every position's output (B·L, d), which is left unchanged.
+    public func backward(dPositionOutputs: Tensor, dropoutSeed: UInt64 = 0, dropoutOffset: UInt64 = 0) throws {
         let a = architecture, b = backend, l = a.historyLength
-        let batch = dEncoding.rows, rows = batch * l
+        let rows = dPositionOutputs.rows, batch = rows / l
         let w = try workspace(batch: batch)
         guard let itemPlan = w.itemPlan else { preconditionFailure("backward without a training forward") }
         var dropoutSite = UInt64(2 * a.blocks + 1)
@@ -194,11 +206,8 @@ public final class SASRecEncoder: @unchecked Sendable {
             b.dropout(x, probability: a.dropout, seed: dropoutSeed, offset: dropoutOffset + dropoutSite * UInt64(rows * a.hiddenSize), into: x)
         }
         let scale = 1 / Float(a.hiddenSize).squareRoot()
-        // dY of the final LayerNorm: dh scattered to the last rows.
-        b.fill(w.dRows2, with: 0)
-        b.scatterAddRows(dEncoding, plan: w.lastPlan, into: w.dRows2)
         let lastInput = w.blocks.last?.output ?? w.embedded
-        b.layerNormBackward(lastInput, gamma: parameters.value("final_norm.weight"), mean: w.finalMean, rstd: w.finalRstd, dY: w.dRows2,
+        b.layerNormBackward(lastInput, gamma: parameters.value("final_norm.weight"), mean: w.finalMean, rstd: w.finalRstd, dY: dPositionOutputs,
                             dX: w.dRows, dGamma: parameters.gradient("final_norm.weight"), dBeta: parameters.gradient("final_norm.bias"))
         // w.dRows: the gradient of the residual stream.
         for (i, block) in w.blocks.enumerated().reversed() {

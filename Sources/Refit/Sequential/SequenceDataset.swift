@@ -77,6 +77,30 @@ public struct SequenceDataset: Sendable {
         return [Int32](repeating: -1, count: length - (position - start)) + sequence[start..<position]
     }
 
+    /// SASRec's training windows: each user's training targets (positions 1 … n−3) cut into runs of L consecutive
+    /// positions, from the most recent backwards; a window is given by its last target position e. Its inputs are
+    /// `history(before: e)` and slot i predicts position e − L + 1 + i (padding, −1, where that is below 1).
+    public func trainingWindows(length: Int) -> [TrainingExample] {
+        var windows: [TrainingExample] = []
+        for (u, sequence) in sequences.enumerated() {
+            let end = sequence.count >= 3 ? sequence.count - 2 : sequence.count
+            var last = end - 1
+            while last >= 1 {
+                windows.append(TrainingExample(user: Int32(u), position: Int32(last)))
+                last -= length
+            }
+        }
+        return windows
+    }
+
+    /// The targets of the window ending at `position`, one per slot (−1 where the slot has none).
+    public func windowTargets(user: Int, endingAt position: Int, length: Int) -> [Int32] {
+        (0..<length).map { i in
+            let p = position - length + 1 + i
+            return p >= 1 ? sequences[user][p] : -1
+        }
+    }
+
     /// Training-item counts per item (positions before each user's validation target): the popularity baseline.
     public func trainingItemCounts() -> [Int] {
         var counts = [Int](repeating: 0, count: itemCount)

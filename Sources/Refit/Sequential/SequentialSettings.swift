@@ -68,7 +68,7 @@ public enum SequentialPreset: String, CaseIterable, Sendable {
             s.epochs = model == .sasrec ? 60 : 40
             s.patience = 5
         case .demoSeq:
-            s.steps = 50
+            s.samplingSteps = 50
             s.epochs = 8
             s.patience = 3
         }

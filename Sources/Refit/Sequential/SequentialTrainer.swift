@@ -79,49 +79,63 @@ public final class SequentialTrainer {
     }
 
     /// One pass over every training target. Returns the mean loss (cross-entropy, or MSE per dimension).
+    ///
+    /// SASRec learns from windows of L consecutive targets, each position predicting the next item from the
+    /// items up to it (the causal encoder makes every position a training example): one encoder pass serves L
+    /// targets, which made an ML-1M epoch 5× faster than one pass per target. DreamRec learns one target per row,
+    /// with its full L-item history, exactly as it is evaluated; its encoder only runs forward.
     public func trainEpoch() throws -> Double {
         let epoch = state.epoch + 1
-        let examples = dataset.trainingExamples
-        let order = random.permutation(examples.count, round: UInt64(epoch))
+        let l = settings.historyLength
+        let units = settings.model == .sasrec ? dataset.trainingWindows(length: l) : dataset.trainingExamples
+        let order = random.permutation(units.count, round: UInt64(epoch))
         let batches = (order.count + settings.batchSize - 1) / settings.batchSize
         var lossSum = 0.0
-        let l = settings.historyLength
         for batch in 0..<batches {
-            let chosen = order[(batch * settings.batchSize)..<min(order.count, (batch + 1) * settings.batchSize)].map { examples[$0] }
-            var histories: [Int32] = []
+            let chosen = order[(batch * settings.batchSize)..<min(order.count, (batch + 1) * settings.batchSize)].map { units[$0] }
+            var histories: [Int32] = [], targets: [Int32] = []
             histories.reserveCapacity(chosen.count * l)
-            for e in chosen { histories += dataset.history(user: Int(e.user), before: Int(e.position), length: l) }
-            let targets = chosen.map { dataset.sequences[Int($0.user)][Int($0.position)] }
-            let b = try buffers(chosen.count)
+            for e in chosen {
+                histories += dataset.history(user: Int(e.user), before: Int(e.position), length: l)
+                if settings.model == .sasrec {
+                    targets += dataset.windowTargets(user: Int(e.user), endingAt: Int(e.position), length: l)
+                } else {
+                    targets.append(dataset.sequences[Int(e.user)][Int(e.position)])
+                }
+            }
+            let b = try buffers(targets.count)
             backend.write(targets, to: b.targets)
             let step = UInt64(state.optimizerStep)
             let parameters = model.trainedParameters
             parameters.zeroGradients()
+            let counted = targets.filter { $0 >= 0 }.count
             if settings.model == .sasrec {
-                try sasrecStep(histories: histories, step: step, buffers: b)
+                try sasrecStep(histories: histories, targetCount: counted, step: step, buffers: b)
             } else {
                 try dreamrecStep(histories: histories, step: step, buffers: b)
             }
             try parameters.applyAdamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay, maxGradientNorm: nil, scratch: scalar)
             state.optimizerStep = parameters.step
-            lossSum += try backend.readFloats(b.loss).reduce(0) { $0 + Double($1) } / Double(chosen.count)
+            lossSum += try backend.readFloats(b.loss).reduce(0) { $0 + Double($1) } / Double(max(counted, 1))
             observer?.batchFinished(epoch: epoch, batch: batch + 1, of: batches)
         }
         state.epoch = epoch
         return lossSum / Double(max(batches, 1))
     }
 
-    /// Cross-entropy over all items through the encoder and the (tied) item embeddings.
-    func sasrecStep(histories: [Int32], step: UInt64, buffers b: Buffers) throws {
+    /// Cross-entropy over all items at every position of the windows, through the encoder and the (tied) item
+    /// embeddings; padding slots (target −1) add nothing.
+    func sasrecStep(histories: [Int32], targetCount: Int, step: UInt64, buffers b: Buffers) throws {
         let encoder = model.encoder, rows = b.targets.count
         let dropoutSeed = settings.seed ^ 0x5345_5144_524F
-        let dropoutOffset = step * UInt64(rows * settings.historyLength * settings.hiddenSize * (2 * settings.blocks + 1))
-        let h = try encoder.forward(histories: histories, training: true, dropoutSeed: dropoutSeed, dropoutOffset: dropoutOffset)
-        let logits = try model.score(h)
-        backend.softmaxCrossEntropy(logits, targets: b.targets, gradientScale: 1 / Float(rows), loss: b.loss, dLogits: logits)
+        let dropoutOffset = step * UInt64(rows * settings.hiddenSize * (2 * settings.blocks + 1))
+        _ = try encoder.forward(histories: histories, training: true, dropoutSeed: dropoutSeed, dropoutOffset: dropoutOffset)
+        let outputs = try encoder.positionOutputs(batch: rows / settings.historyLength)
+        let logits = try model.score(outputs)
+        backend.softmaxCrossEntropy(logits, targets: b.targets, gradientScale: 1 / Float(max(targetCount, 1)), loss: b.loss, dLogits: logits)
         backend.matmul(logits, transposeA: false, encoder.itemEmbeddings, transposeB: false, into: b.dEncoding, alpha: 1, beta: 0)
-        backend.matmul(logits, transposeA: true, h, transposeB: false, into: encoder.parameters.gradient("item_embeddings.weight"), alpha: 1, beta: 1)
-        try encoder.backward(dEncoding: b.dEncoding, dropoutSeed: dropoutSeed, dropoutOffset: dropoutOffset)
+        backend.matmul(logits, transposeA: true, outputs, transposeB: false, into: encoder.parameters.gradient("item_embeddings.weight"), alpha: 1, beta: 1)
+        try encoder.backward(dPositionOutputs: b.dEncoding, dropoutSeed: dropoutSeed, dropoutOffset: dropoutOffset)
     }
 
     /// The denoiser's MSE on x₀ = E[target] at a uniform step, with the null condition for a random tenth of rows.
