@@ -33,8 +33,8 @@ struct AblateCommand: ParsableCommand {
     func run() throws {
         let console = Console(quiet: quiet)
         let rewardKinds = try rewards.split(separator: ",").map { name in
-            guard let kind = RewardKind(rawValue: String(name)) else {
-                throw ValidationError("--rewards: unknown reward '\(name)'; use \(RewardKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            guard let kind = RewardKind(rawValue: String(name)), !kind.isSequential else {
+                throw ValidationError("--rewards: unknown DiffRec reward '\(name)'; use \(RewardKind.allCases.filter { !$0.isSequential }.map(\.rawValue).joined(separator: ", "))")
             }
             return kind
         }

@@ -17,7 +17,7 @@ struct DiffRecOptions: ParsableArguments {
     var weightDecay: Float?
     @Option(help: "Users (DiffRec, default 400) or training targets (SASRec/DreamRec, default 256) per batch.")
     var batchSize: Int?
-    @Option(help: "Most epochs to train, with early stopping (default: DiffRec 1000; ml-1m-seq 30 SASRec, 20 DreamRec).")
+    @Option(help: "Most epochs to train, with early stopping (default: DiffRec 1000; ml-1m-seq 20).")
     var epochs: Int?
     @Option(help: "Evaluate on validation (and test) every N epochs (default: DiffRec 5, sequential 1).")
     var evalEvery: Int?

@@ -53,17 +53,28 @@ public final class SequentialModel: @unchecked Sendable {
 
     // MARK: DreamRec sampling
 
-    /// Per-row work tensors of the sampler for n rows (the guided batch has 2n).
+    /// Per-row work tensors of the sampler for n rows. The guided batch stacks 2n rows (conditional, then null);
+    /// it is assembled and split with row gathers rather than sub-buffer views, whose offsets OpenCL wants aligned
+    /// (to 128 floats on NVIDIA) — n·d is not, for odd n.
     final class SamplingBuffers {
-        let x, paired, conditions, stepIndices, stepRows, nullIndices: Tensor
+        let x, paired, conditions, nullRows, stepIndices, stepRows: Tensor
+        let duplicate, conditionalRows, nullPairRows, firstHalf, secondHalf: Tensor
+        let conditionalOutput, unconditionalOutput: Tensor
         let guidedScale, unguidedScale, x0, a, b, sigma, ones, noise: Tensor
         let n: Int
         init(_ backend: any Backend, n: Int, d: Int, guidance: Float) throws {
             self.n = n
             func t(_ shape: [Int]) throws -> Tensor { try backend.makeTensor(shape, .float32) }
-            x = try t([n, d]); paired = try t([2 * n, d]); conditions = try t([2 * n, d])
+            func indices(_ values: [Int32]) throws -> Tensor { try backend.tensor(values, shape: [values.count]) }
+            let rows = (0..<n).map { Int32($0) }, none = [Int32](repeating: -1, count: n)
+            x = try t([n, d]); paired = try t([2 * n, d]); conditions = try t([2 * n, d]); nullRows = try t([2 * n, d])
             stepIndices = try backend.makeTensor([2 * n], .int32); stepRows = try t([2 * n, d])
-            nullIndices = try backend.makeTensor([n], .int32)
+            duplicate = try indices(rows + rows)
+            conditionalRows = try indices(rows + none)
+            nullPairRows = try indices(none + [Int32](repeating: 0, count: n))
+            firstHalf = try indices(rows)
+            secondHalf = try indices(rows.map { $0 + Int32(n) })
+            conditionalOutput = try t([n, d]); unconditionalOutput = try t([n, d])
             guidedScale = try backend.tensor([Float](repeating: 1 + guidance, count: n), shape: [n])
             unguidedScale = try backend.tensor([Float](repeating: -guidance, count: n), shape: [n])
             x0 = try t([n, d]); a = try t([n]); b = try t([n]); sigma = try t([n])
@@ -79,25 +90,17 @@ public final class SequentialModel: @unchecked Sendable {
         return b
     }
 
-    /// The first and second halves (n rows each) of a (2n, d) tensor.
-    func halves(_ t: Tensor) -> (Tensor, Tensor) {
-        let n = t.rows / 2, d = t.count / t.rows
-        return (backend.view(t, offset: 0, shape: [n, d]), backend.view(t, offset: n * d, shape: [n, d]))
-    }
-
     /// Builds the guided batch's conditions: [h; ∅].
     func pairedConditions(_ h: Tensor, buffers s: SamplingBuffers) {
-        let (conditional, unconditional) = halves(s.conditions)
-        backend.copy(h, to: conditional)
-        backend.gatherRows(denoiser!.nullCondition, indices: s.nullIndices, into: unconditional)
+        backend.gatherRows(h, indices: s.conditionalRows, into: s.conditions)
+        backend.gatherRows(denoiser!.nullCondition, indices: s.nullPairRows, into: s.nullRows)
+        backend.add(s.conditions, s.nullRows, into: s.conditions)
     }
 
     /// The guided prediction `x̂₀ = (1+w)·f(x, h, t) − w·f(x, ∅, t)` into `s.x0`, from a forward over [x; x].
     /// With `timesteps` the denoiser keeps what its backward needs; otherwise `stepRows` come from a step table.
     func guidedPrediction(_ x: Tensor, step t: Int, buffers s: SamplingBuffers, table: Tensor?, timesteps: Tensor?) throws {
-        let (first, second) = halves(s.paired)
-        backend.copy(x, to: first)
-        backend.copy(x, to: second)
+        backend.gatherRows(x, indices: s.duplicate, into: s.paired)
         let output: Tensor
         if let table {
             backend.write([Int32](repeating: Int32(t), count: 2 * s.n), to: s.stepIndices)
@@ -106,8 +109,9 @@ public final class SequentialModel: @unchecked Sendable {
         } else {
             output = try denoiser!.forward(s.paired, condition: s.conditions, timesteps: timesteps)
         }
-        let (conditional, unconditional) = halves(output)
-        backend.combineRows(conditional, scaledBy: s.guidedScale, unconditional, scaledBy: s.unguidedScale, into: s.x0)
+        backend.gatherRows(output, indices: s.firstHalf, into: s.conditionalOutput)
+        backend.gatherRows(output, indices: s.secondHalf, into: s.unconditionalOutput)
+        backend.combineRows(s.conditionalOutput, scaledBy: s.guidedScale, s.unconditionalOutput, scaledBy: s.unguidedScale, into: s.x0)
     }
 
     /// Runs the reverse process from N(0, I) for the n conditions h (n, d). Noise comes from the Philox stream

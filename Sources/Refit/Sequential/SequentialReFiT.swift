@@ -84,13 +84,14 @@ public final class SequentialReFiTTrainer {
 
     final class Buffers {
         let trajectory: [Tensor]
-        let timesteps, mean, meanReference, dMean, dOutput, logStd, logp, dLogp, scaleA, scaleB, zeros: Tensor
+        let timesteps, mean, meanReference, dMean, dOutput, logStd, logp, dLogp, scaleA, scaleB, pairScale, pairZeros: Tensor
         init(_ b: any Backend, n: Int, d: Int, steps: Int) throws {
             func t(_ shape: [Int]) throws -> Tensor { try b.makeTensor(shape, .float32) }
             trajectory = try (0...steps).map { _ in try t([n, d]) }
             timesteps = try b.makeTensor([2 * n], .int32)
             mean = try t([n, d]); meanReference = try t([n, d]); dMean = try t([n, d]); dOutput = try t([2 * n, d])
-            logStd = try t([n]); logp = try t([n]); dLogp = try t([n]); scaleA = try t([n]); scaleB = try t([n]); zeros = try t([n])
+            logStd = try t([n]); logp = try t([n]); dLogp = try t([n]); scaleA = try t([n]); scaleB = try t([n])
+            pairScale = try t([2 * n]); pairZeros = try t([2 * n])
         }
     }
 
@@ -170,11 +171,10 @@ public final class SequentialReFiTTrainer {
         }
         // μ = a·x̂₀ + b·x_t and x̂₀ = (1+w)·f(x, h) − w·f(x, ∅): df = a(1+w)·dμ on the conditional half, −a·w·dμ on the other.
         let a = sampler.x0Coefficients[k]
-        let (conditional, unconditional) = policy.halves(b.dOutput)
-        backend.fill(b.scaleA, with: a * (1 + w))
-        backend.combineRows(b.dMean, scaledBy: b.scaleA, b.dMean, scaledBy: b.zeros, into: conditional)
-        backend.fill(b.scaleA, with: -a * w)
-        backend.combineRows(b.dMean, scaledBy: b.scaleA, b.dMean, scaledBy: b.zeros, into: unconditional)
+        let s = try policy.samplingBuffers(n)
+        backend.gatherRows(b.dMean, indices: s.duplicate, into: b.dOutput)
+        backend.write([Float](repeating: a * (1 + w), count: n) + [Float](repeating: -a * w, count: n), to: b.pairScale)
+        backend.combineRows(b.dOutput, scaledBy: b.pairScale, b.dOutput, scaledBy: b.pairZeros, into: b.dOutput)
         try policy.denoiser!.backward(dOutput: b.dOutput, nullRows: nullRows)
     }
 

@@ -52,7 +52,7 @@ public struct SequentialSettings: Codable, Sendable, Equatable {
 
 /// Named settings for the sequential scenario. Flags given with a preset override it.
 public enum SequentialPreset: String, CaseIterable, Sendable {
-    /// ML-1M, every rating, 5-core, L = 10, d = 64, T = 500, w = 2, lr 1e-3, batch 256.
+    /// ML-1M, every rating, 5-core, L = 10, d = 64, T = 500, w = 2, lr 1e-3, batch 256, at most 20 epochs.
     case ml1mSeq = "ml-1m-seq"
     case ml100kSeq = "ml-100k-seq"
     /// The built-in synthetic dataset: small and quick, for tests.
@@ -63,7 +63,7 @@ public enum SequentialPreset: String, CaseIterable, Sendable {
         s.model = model
         switch self {
         case .ml1mSeq:
-            s.epochs = model == .sasrec ? 30 : 20
+            s.epochs = 20
         case .ml100kSeq:
             s.epochs = model == .sasrec ? 60 : 40
             s.patience = 5
