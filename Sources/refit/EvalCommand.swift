@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Refit
+import RefitCompute
 
 extension EvaluationSplit: ExpressibleByArgument {}
 
@@ -21,9 +22,15 @@ struct EvalCommand: ParsableCommand {
     @Flag(help: "Print one JSON object, as in metrics.jsonl.")
     var json = false
 
+    @Option(help: "Sequential runs (DreamRec): guidance strength w at sampling (default: the run's).")
+    var guidance: Float?
+    @Option(help: "Sequential runs (DreamRec): sampler steps, all T or fewer strided DDIM steps (default: the run's).")
+    var samplingSteps: Int?
+
     func run() throws {
         let cutoffs = try parseCutoffs(k)
         let backend = try device.makeBackend()
+        if RunFolder(checkpoint).isSequential { return try runSequential(cutoffs: cutoffs, backend: backend) }
         let run = try TrainedRun(RunFolder(checkpoint), backend: backend, weights: weights)
         let evaluator = try TopKEvaluator(backend: backend, dataset: run.dataset, batchSize: run.configuration.diffrec.batchSize, cutoffs: cutoffs)
         let started = Date()
@@ -39,6 +46,37 @@ struct EvalCommand: ParsableCommand {
                 ["@\(k)"] + [metrics.recall(at: k), metrics.ndcg(at: k), metrics.precision(at: k), metrics.mrr(at: k)].map { String(format: "%.4f", $0) }
             }))
         }
+    }
+}
+
+extension EvalCommand {
+    /// Next-item evaluation of a SASRec or DreamRec run: HR@K and NDCG@K, history masked, every user with a
+    /// held-out item counted; popularity beside it.
+    func runSequential(cutoffs: [Int], backend: any Backend) throws {
+        let folder = RunFolder(checkpoint)
+        let run = try TrainedSequentialRun(folder, backend: backend, weights: weights) { settings in
+            if let guidance { settings.guidance = guidance }
+            if let samplingSteps { settings.samplingSteps = samplingSteps }
+        }
+        let evaluator = try SequentialEvaluator(backend: backend, dataset: run.dataset, historyLength: run.configuration.sequential.historyLength,
+                                                cutoffs: cutoffs)
+        let started = Date()
+        let metrics = try evaluator.evaluate(split, model: run.model)
+        let seconds = Date().timeIntervalSince(started)
+        if json {
+            let fields = [("\"kind\"", "\"eval\""), ("\"split\"", "\"\(split.rawValue)\""), ("\"seconds\"", String(seconds))]
+                + metrics.nextItemValues.map { ("\"\($0.key)\"", String($0.value)) }
+            print("{" + fields.map { "\($0.0):\($0.1)" }.joined(separator: ",") + "}")
+            return
+        }
+        let popularity = try evaluator.popularity(split)
+        let s = run.configuration.sequential
+        let model = s.model == .sasrec ? "SASRec" : "DreamRec (w = \(s.guidance), \(run.model.sampler.count) sampling steps)"
+        print("\(checkpoint) (\(weights)), \(model), on \(split.rawValue): \(metrics.users) users, \(String(format: "%.1f", seconds)) s on \(backend.deviceDescription)")
+        print(formatTable(["K", "HR", "NDCG", "MRR", "popularity HR", "popularity NDCG"], cutoffs.map { k in
+            ["@\(k)"] + [metrics.recall(at: k), metrics.ndcg(at: k), metrics.mrr(at: k), popularity.recall(at: k), popularity.ndcg(at: k)]
+                .map { String(format: "%.4f", $0) }
+        }))
     }
 }
 

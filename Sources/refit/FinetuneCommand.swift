@@ -25,7 +25,7 @@ struct FinetuneOptions: ParsableArguments {
     var mixWeight: Float?
     @Option(help: "Rollouts per user, G (default: 4).")
     var rollouts: Int?
-    @Option(help: "Users per policy update (default: 128).")
+    @Option(help: "Users per policy update (default: 128; DreamRec runs 64).")
     var usersPerBatch: Int?
     @Option(help: "Exploration scale η: the policy's std is η·σ̃_t (default: 1).")
     var explorationScale: Float?
@@ -39,7 +39,7 @@ struct FinetuneOptions: ParsableArguments {
     var clipRange: Float?
     @Option(help: "KL penalty β towards the frozen pre-trained model (default: 0).")
     var klCoef: Float?
-    @Option(name: .customLong("lr"), help: "Learning rate of AdamW (default: 1e-5).")
+    @Option(name: .customLong("lr"), help: "Learning rate of AdamW (default: 1e-5; DreamRec runs 1e-4).")
     var learningRate: Float?
     @Option(help: "Gradient-norm clip (default: 1).")
     var maxGradNorm: Float?
@@ -83,10 +83,11 @@ struct FinetuneOptions: ParsableArguments {
 struct FinetuneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "finetune",
-        abstract: "Fine-tune a pre-trained DiffRec run with ReFiT (policy gradients on the denoising chain).",
+        abstract: "Fine-tune a pre-trained DiffRec or DreamRec run with ReFiT (policy gradients on the denoising chain).",
         discussion: """
         Example:
           refit finetune --from runs/ml1m --out runs/ml1m-refit --reward collab-loglik --epochs 3
+          refit finetune --from runs/dreamrec --out runs/dreamrec-refit --epochs 10   (a DreamRec run: seq-loglik)
         Each epoch prints reward mean ± std, loss, approximate KL, clip fraction, time and the validation scores;
         the best validation NDCG@20 epoch is kept. The final table compares the pre-trained and fine-tuned
         models on validation and test under the identical protocol.
@@ -103,7 +104,8 @@ struct FinetuneCommand: ParsableCommand {
     func run() throws {
         let console = Console(quiet: runOptions.quiet || runOptions.json)
         let backend = try device.makeBackend()
-        var settings = try options.settings()
+        let sequential = RunFolder(from).isSequential
+        var settings = try options.settings(base: sequential ? .sequential : FinetuneSettings())
         if runOptions.resume {
             // A resumed run keeps its settings, except how many epochs it may run.
             settings = RunFolder(out).isSequential
@@ -112,8 +114,7 @@ struct FinetuneCommand: ParsableCommand {
             if let epochs = options.epochs { settings.epochs = epochs }
         }
         console.note("device: \(backend.deviceDescription)")
-        if RunFolder(from).isSequential {
-            if options.reward == nil { settings.reward = .seqLoglik }
+        if sequential {
             let outcome = try SequentialSession.finetune(pretrained: RunFolder(from), out: RunFolder(out), settings: settings, backend: backend,
                                                          resume: runOptions.resume, force: runOptions.force, observer: console)
             console.result(runOptions.json ? outcome.json : outcome.table(run: out, hitRate: true))

@@ -47,34 +47,42 @@ public struct TrainedSequentialRun {
     public let configuration: SequentialRunConfiguration
     public let dataset: SequenceDataset
     public let model: SequentialModel
+    public let weights: String
 
-    public init(_ run: RunFolder, backend: any Backend, dataset loaded: SequenceDataset? = nil) throws {
+    /// - Parameters:
+    ///   - weights: the checkpoint of the trained parameters (best.safetensors, or last.safetensors).
+    ///   - adjust: changes to the sampling settings (guidance, sampler steps) for this evaluation only.
+    public init(_ run: RunFolder, backend: any Backend, dataset loaded: SequenceDataset? = nil, weights: String = "best.safetensors",
+                adjust: (inout SequentialSettings) -> Void = { _ in }) throws {
         try run.requireRun()
         guard run.isSequential else { throw CheckpointError.malformed(path: run.file("config.json").path, reason: "not a sequential run (it is a DiffRec run)") }
         self.run = run
-        configuration = try run.readJSON(SequentialRunConfiguration.self, from: "config.json")
+        var configuration = try run.readJSON(SequentialRunConfiguration.self, from: "config.json")
+        adjust(&configuration.sequential)
+        self.configuration = configuration
         dataset = try loaded ?? SequenceDataset.load(configuration.data)
         guard dataset.fingerprint == configuration.dataFingerprint else {
             throw CheckpointError.malformed(path: run.path, reason: "the data at \(configuration.data.path) changed since the run was trained (fingerprint differs)")
         }
         model = try SequentialModel(backend: backend, settings: configuration.sequential, items: dataset.itemCount)
-        try Self.loadWeights(model, from: run)
+        self.weights = weights
+        try Self.loadWeights(model, from: run, weights: weights)
     }
 
     /// The encoder from `encoder.safetensors` (DreamRec) or `best.safetensors` (SASRec), and the denoiser from `best.safetensors`.
-    static func loadWeights(_ model: SequentialModel, from run: RunFolder) throws {
+    static func loadWeights(_ model: SequentialModel, from run: RunFolder, weights: String) throws {
         if let denoiser = model.denoiser {
             try model.encoder.parameters.load(try run.readTensors("encoder.safetensors"), into: model.encoder.parameters.values)
-            try denoiser.parameters.load(try run.readTensors("best.safetensors"), into: denoiser.parameters.values)
+            try denoiser.parameters.load(try run.readTensors(weights), into: denoiser.parameters.values)
         } else {
-            try model.encoder.parameters.load(try run.readTensors("best.safetensors"), into: model.encoder.parameters.values)
+            try model.encoder.parameters.load(try run.readTensors(weights), into: model.encoder.parameters.values)
         }
     }
 
     /// A second model with the same weights (the policy that fine-tuning changes, beside the frozen original).
     public func copyModel() throws -> SequentialModel {
         let copy = try SequentialModel(backend: model.backend, settings: configuration.sequential, items: dataset.itemCount)
-        try Self.loadWeights(copy, from: run)
+        try Self.loadWeights(copy, from: run, weights: weights)
         return copy
     }
 }
