@@ -117,6 +117,7 @@ struct FinetuneCommand: ParsableCommand {
         if sequential {
             let outcome = try SequentialSession.finetune(pretrained: RunFolder(from), out: RunFolder(out), settings: settings, backend: backend,
                                                          resume: runOptions.resume, force: runOptions.force, observer: console)
+            console.note("report: \(try ReportWriter.write(run: RunFolder(out)).path)")
             console.result(runOptions.json ? outcome.json : outcome.table(run: out, hitRate: true))
             return
         }

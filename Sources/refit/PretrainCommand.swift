@@ -258,6 +258,8 @@ struct PretrainCommand: ParsableCommand {
         let (state, _) = try SequentialSession.pretrain(
             source: source, settings: settings, encoderFrom: sequential.encoderFrom.map(RunFolder.init), out: RunFolder(out),
             backend: backend, resume: runOptions.resume, force: runOptions.force, observer: console)
+        let report = try ReportWriter.write(run: RunFolder(out))
+        console.note("report: \(report.path)")
         console.result(Self.sequentialSummary(state, run: RunFolder(out), json: runOptions.json))
     }
 

@@ -6,7 +6,10 @@ public enum ReportWriter {
     @discardableResult
     public static func write(run: RunFolder) throws -> URL {
         try run.requireRun()
-        let configuration = try run.readJSON(RunConfiguration.self, from: "config.json")
+        // The fields every run's config.json has (DiffRec and sequential alike); the rest is shown as it is stored.
+        let configuration = try run.readJSON(ReportHeader.self, from: "config.json")
+        let sequential = run.isSequential
+        let hit = sequential ? "hr@20" : "recall@20", hitName = sequential ? "HR@20" : "Recall@20"
         let metrics = try run.readMetrics()
         let epochs = metrics.filter { $0["kind"] as? String == "epoch" }
         let evaluations = metrics.filter { $0["kind"] as? String == "eval" }
@@ -19,7 +22,9 @@ public enum ReportWriter {
         let test = evaluations.filter { $0["split"] as? String == "test" }
         var charts: [SVGChart] = []
         if configuration.kind == .pretrain {
-            charts.append(SVGChart(title: "Training loss", xLabel: "epoch", yLabel: "loss (weighted MSE per item)", series: [series(epochs, "loss")]))
+            let lossLabel = !sequential ? "loss (weighted MSE per item)"
+                : configuration.model == "sasrec" ? "loss (cross-entropy over all items)" : "loss (MSE per dimension)"
+            charts.append(SVGChart(title: "Training loss", xLabel: "epoch", yLabel: lossLabel, series: [series(epochs, "loss")]))
         } else {
             charts.append(SVGChart(title: "Reward (mean ± std over rollouts)", xLabel: "epoch", yLabel: "reward",
                                    series: [series(epochs, "reward_mean", name: "reward", band: "reward_std")]))
@@ -28,8 +33,8 @@ public enum ReportWriter {
             charts.append(SVGChart(title: "PPO clip fraction", xLabel: "epoch", yLabel: "fraction of clipped ratios",
                                    series: [series(epochs, "clip_fraction", name: "clip fraction")]))
         }
-        charts.append(SVGChart(title: "Recall@20", xLabel: "epoch", yLabel: "Recall@20",
-                               series: [series(valid, "recall@20", name: "validation")] + (test.isEmpty ? [] : [series(test, "recall@20", name: "test")])))
+        charts.append(SVGChart(title: hitName, xLabel: "epoch", yLabel: hitName,
+                               series: [series(valid, hit, name: "validation")] + (test.isEmpty ? [] : [series(test, hit, name: "test")])))
         charts.append(SVGChart(title: "NDCG@20", xLabel: "epoch", yLabel: "NDCG@20",
                                series: [series(valid, "ndcg@20", name: "validation")] + (test.isEmpty ? [] : [series(test, "ndcg@20", name: "test")])))
         charts.append(SVGChart(title: "Time per epoch", xLabel: "epoch", yLabel: "seconds", series: [series(epochs, "seconds", name: "training")]
@@ -54,15 +59,11 @@ public enum ReportWriter {
             html += "<tr><td>\(label)</td><td>\(values.count)</td><td>\(format(total / Double(values.count)))</td><td>\(format(total))</td></tr>"
         }
         html += "</table>"
-        let s = configuration.dataStatistics
-        html += "<h2>Data</h2><table><tr><th>source</th><td>\(escape(configuration.data.path)) (\(escape(s.format.rawValue)))</td></tr>"
-        for (label, value) in [("users", "\(s.users)"), ("items", "\(s.items)"), ("train / valid / test interactions",
-                               "\(s.trainInteractions) / \(s.validInteractions) / \(s.testInteractions)"),
-                               ("density", String(format: "%.4f%%", s.density * 100)), ("split", s.splitMethod),
-                               ("fingerprint", configuration.dataFingerprint)] {
+        html += "<h2>Data</h2><table><tr><th>source</th><td>\(escape(configuration.data.path))</td></tr>"
+        for (label, value) in dataRows(configuration.dataStatistics) + [("fingerprint", configuration.dataFingerprint)] {
             html += "<tr><th>\(label)</th><td>\(escape(value))</td></tr>"
         }
-        html += "</table><h2>Settings</h2>" + settingsTable(configuration) + "</body></html>\n"
+        html += "</table><h2>Settings</h2>" + settingsTable(run) + "</body></html>\n"
         let url = run.file("report.html")
         try AtomicFile.write(html, to: url)
         return url
@@ -78,20 +79,67 @@ public enum ReportWriter {
 
     static func escape(_ s: String) -> String { SVGChart.escape(s) }
 
+    /// What a report needs of config.json, common to DiffRec and sequential runs.
+    struct ReportHeader: Decodable {
+        struct Data: Decodable { var path: String }
+        var kind: RunConfiguration.Kind
+        var model: String
+        var createdAt: String
+        var version: String
+        var device: String
+        var data: Data
+        var dataStatistics: [String: JSONNumberOrText]
+        var dataFingerprint: String
+        var pretrainedRun: String?
+    }
+
+    /// A statistics field as it appears in config.json.
+    enum JSONNumberOrText: Decodable {
+        case number(Double), text(String), other
+        init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let d = try? c.decode(Double.self) { self = .number(d) } else if let t = try? c.decode(String.self) { self = .text(t) } else { self = .other }
+        }
+    }
+
+    /// The data statistics worth a row, in a fixed order, whichever scenario wrote them.
+    static func dataRows(_ s: [String: JSONNumberOrText]) -> [(String, String)] {
+        let labels = [("format", "format"), ("users", "users"), ("items", "items"), ("interactions", "interactions"),
+                      ("trainInteractions", "train interactions"), ("validInteractions", "valid interactions"),
+                      ("testInteractions", "test interactions"), ("trainingExamples", "training targets (leave-one-out)"),
+                      ("evaluatedUsers", "users evaluated"), ("splitMethod", "split"), ("kCore", "k-core"), ("minRating", "min rating")]
+        return labels.compactMap { key, label in
+            switch s[key] {
+            case .number(let v)?: return (label, v == v.rounded() ? String(Int(v)) : String(v))
+            case .text(let t)?: return (label, t)
+            default: return nil
+            }
+        }
+    }
+
+    /// The best epoch and its scores, as both trainers save them in state.json.
+    struct BestState: Decodable {
+        var bestEpoch: Int
+        var bestValid: [String: Double]
+        var bestTest: [String: Double]
+    }
+
     static func resultTable(metrics: [[String: Any]], run: RunFolder, kind: RunConfiguration.Kind) -> String {
         var rows: [(String, [String: Any])] = []
-        if kind == .pretrain, let state = try? run.readJSON(PretrainState.self, from: "state.json") {
+        if kind == .pretrain, let state = try? run.readJSON(BestState.self, from: "state.json") {
             rows = [("validation at best epoch \(state.bestEpoch)", state.bestValid), ("test at best epoch \(state.bestEpoch)", state.bestTest)]
         } else if let summary = metrics.last(where: { $0["kind"] as? String == "summary" }) {
             func pick(_ prefix: String) -> [String: Any] {
-                ["recall@20": summary["\(prefix)recall@20"] as Any, "ndcg@20": summary["\(prefix)ndcg@20"] as Any]
+                ["recall@20": summary["\(prefix)recall@20"] as Any, "hr@20": summary["\(prefix)hr@20"] as Any,
+                 "ndcg@20": summary["\(prefix)ndcg@20"] as Any]
             }
             rows = [("pre-trained, validation", pick("pretrained_valid_")), ("pre-trained, test", pick("pretrained_test_")),
                     ("fine-tuned (best epoch \(summary["best_epoch"] as? Int ?? 0)), validation", pick("valid_")),
                     ("fine-tuned, test", pick("test_"))]
         }
         guard !rows.isEmpty else { return "<p>No finished evaluation yet.</p>" }
-        let keys = ["recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@20", "mrr@20", "recall@50", "ndcg@50", "recall@100", "ndcg@100"]
+        let keys = ["recall@10", "recall@20", "hr@10", "hr@20", "ndcg@10", "ndcg@20", "precision@20", "mrr@20", "recall@50", "ndcg@50",
+                    "recall@100", "ndcg@100"]
         let shown = keys.filter { key in rows.contains { $0.1[key] is Double } }
         var html = "<table><tr><th></th>" + shown.map { "<th>\($0)</th>" }.joined() + "</tr>"
         for (label, values) in rows {
@@ -100,20 +148,18 @@ public enum ReportWriter {
         return html + "</table>"
     }
 
-    static func settingsTable(_ configuration: RunConfiguration) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+    /// Every setting group of config.json (data, diffrec or sequential, finetune), flattened to rows.
+    static func settingsTable(_ run: RunFolder) -> String {
+        guard let data = FileManager.default.contents(atPath: run.file("config.json").path),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return "" }
         var html = "<table>"
-        func rows<T: Encodable>(_ title: String, _ value: T) {
-            guard let data = try? encoder.encode(value),
-                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return }
-            for key in object.keys.sorted() {
-                html += "<tr><th>\(escape(title)).\(escape(key))</th><td>\(escape(String(describing: object[key]!)))</td></tr>"
+        for group in ["data", "diffrec", "sequential", "finetune"] {
+            guard let values = object[group] as? [String: Any] else { continue }
+            for key in values.keys.sorted() {
+                html += "<tr><th>\(escape(group)).\(escape(key))</th><td>\(escape(String(describing: values[key]!)))</td></tr>"
             }
         }
-        rows("data", configuration.data)
-        rows("diffrec", configuration.diffrec)
-        if let finetune = configuration.finetune { rows("finetune", finetune) }
+        if let encoder = object["encoderRun"] as? String { html += "<tr><th>encoderRun</th><td>\(escape(encoder))</td></tr>" }
         return html + "</table>"
     }
 }
