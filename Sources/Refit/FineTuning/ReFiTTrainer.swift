@@ -24,6 +24,47 @@ public struct FinetuneEpochStatistics: Sendable {
     public var usersPerSecond = 0.0
 }
 
+extension FinetuneEpochStatistics {
+    /// Collects the updates of one epoch; `finish` summarises them as logged.
+    struct Accumulator {
+        var rewards: [Double] = [], losses: [Double] = [], kls: [Double] = [], clips: [Double] = []
+        let started = Date()
+
+        mutating func add(_ update: (rewards: [Double], loss: Double, kl: Double, clipFraction: Double)) {
+            rewards += update.rewards
+            losses.append(update.loss)
+            kls.append(update.kl)
+            clips.append(update.clipFraction)
+        }
+
+        func finish(users: Int) -> FinetuneEpochStatistics {
+            func mean(_ values: [Double]) -> Double { values.reduce(0, +) / Double(max(values.count, 1)) }
+            var s = FinetuneEpochStatistics()
+            s.rewardMean = mean(rewards)
+            s.rewardStd = mean(rewards.map { ($0 - s.rewardMean) * ($0 - s.rewardMean) }).squareRoot()
+            s.loss = mean(losses)
+            s.approximateKL = mean(kls)
+            s.clipFraction = mean(clips)
+            s.seconds = Date().timeIntervalSince(started)
+            s.usersPerSecond = Double(users) / s.seconds
+            return s
+        }
+    }
+
+    /// The metrics.jsonl line of a fine-tuning epoch.
+    func metricsLine(epoch: Int) -> [(String, JSONValue)] {
+        [("kind", .string("epoch")), ("epoch", .integer(epoch)), ("reward_mean", .number(rewardMean)),
+         ("reward_std", .number(rewardStd)), ("loss", .number(loss)), ("approx_kl", .number(approximateKL)),
+         ("clip_fraction", .number(clipFraction)), ("seconds", .number(seconds)), ("users_per_second", .number(usersPerSecond))]
+    }
+
+    /// The console line of a fine-tuning epoch, before its validation scores.
+    func logLine(epoch: Int) -> String {
+        String(format: "epoch %3d  reward %.4f ± %.4f  loss %.4g  KL %.2e  clip %.3f  %.1f s  %.0f users/s",
+               epoch, rewardMean, rewardStd, loss, approximateKL, clipFraction, seconds, usersPerSecond)
+    }
+}
+
 /// ReFiT (DESIGN §4): the reverse diffusion chain as an MDP, optimised with policy gradients.
 ///
 /// For a batch of users it samples G trajectories each from `N(μ_θ(x_t, t), η²σ̃_t²·I)` with the network in
@@ -280,31 +321,17 @@ public final class ReFiTTrainer {
     /// One pass over (a fraction of) the training users.
     public func trainEpoch() throws -> FinetuneEpochStatistics {
         let epoch = state.epoch + 1
-        let started = Date()
         var order = random.permutation(trainingUsers.count, round: UInt64(epoch)).map { trainingUsers[$0] }
         order = Array(order.prefix(max(1, Int((Double(order.count) * settings.userFraction).rounded()))))
-        var allRewards: [Double] = [], losses: [Double] = [], kls: [Double] = [], clips: [Double] = []
+        var epochUpdates = FinetuneEpochStatistics.Accumulator()
         let batches = (order.count + settings.usersPerBatch - 1) / settings.usersPerBatch
         for batch in 0..<batches {
             let users = Array(order[(batch * settings.usersPerBatch)..<min(order.count, (batch + 1) * settings.usersPerBatch)])
-            let result = try update(users: users)
-            allRewards += result.rewards
-            losses.append(result.loss)
-            kls.append(result.kl)
-            clips.append(result.clipFraction)
+            epochUpdates.add(try update(users: users))
             observer?.batchFinished(epoch: epoch, batch: batch + 1, of: batches)
         }
         state.epoch = epoch
-        var statistics = FinetuneEpochStatistics()
-        let mean = allRewards.reduce(0, +) / Double(max(allRewards.count, 1))
-        statistics.rewardMean = mean
-        statistics.rewardStd = (allRewards.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(max(allRewards.count, 1))).squareRoot()
-        statistics.loss = losses.reduce(0, +) / Double(max(losses.count, 1))
-        statistics.approximateKL = kls.reduce(0, +) / Double(max(kls.count, 1))
-        statistics.clipFraction = clips.reduce(0, +) / Double(max(clips.count, 1))
-        statistics.seconds = Date().timeIntervalSince(started)
-        statistics.usersPerSecond = Double(order.count) / statistics.seconds
-        return statistics
+        return epochUpdates.finish(users: order.count)
     }
 
     /// Mean reward of deterministic-seed rollouts for a fixed set of users, without updating: before/after checks.
@@ -336,14 +363,10 @@ public final class ReFiTTrainer {
         }
         while state.epoch < settings.epochs {
             let s = try trainEpoch()
-            try run.appendMetrics([("kind", .string("epoch")), ("epoch", .integer(state.epoch)), ("reward_mean", .number(s.rewardMean)),
-                                   ("reward_std", .number(s.rewardStd)), ("loss", .number(s.loss)), ("approx_kl", .number(s.approximateKL)),
-                                   ("clip_fraction", .number(s.clipFraction)), ("seconds", .number(s.seconds)),
-                                   ("users_per_second", .number(s.usersPerSecond))])
+            try run.appendMetrics(s.metricsLine(epoch: state.epoch))
             let (metrics, seconds) = try validation()
-            var line = String(format: "epoch %3d  reward %.4f ± %.4f  loss %.4g  KL %.2e  clip %.3f  %.1f s  %.0f users/s  valid R@20 %.4f N@20 %.4f (%.1f s)",
-                              state.epoch, s.rewardMean, s.rewardStd, s.loss, s.approximateKL, s.clipFraction, s.seconds, s.usersPerSecond,
-                              metrics.recall(at: 20), metrics.ndcg(at: 20), seconds)
+            var line = s.logLine(epoch: state.epoch)
+                + String(format: "  valid R@20 %.4f N@20 %.4f (%.1f s)", metrics.recall(at: 20), metrics.ndcg(at: 20), seconds)
             if metrics.ndcg(at: 20) > state.bestValidNDCG20 {
                 state.bestValidNDCG20 = metrics.ndcg(at: 20)
                 state.bestEpoch = state.epoch

@@ -231,7 +231,6 @@ public final class SequentialReFiTTrainer {
     /// One pass over (a share of) the users, each with one random training position.
     public func trainEpoch() throws -> FinetuneEpochStatistics {
         let epoch = state.epoch + 1
-        let started = Date()
         var order = random.permutation(userExamples.count, round: UInt64(epoch))
         order = Array(order.prefix(max(1, Int((Double(order.count) * settings.userFraction).rounded()))))
         let examples = order.map { index -> SequenceDataset.TrainingExample in
@@ -239,27 +238,14 @@ public final class SequentialReFiTTrainer {
             let pick = Int(random.uniform(UInt64(epoch) << 32 | UInt64(index)) * Double(range.count))
             return dataset.trainingExamples[range.lowerBound + min(pick, range.count - 1)]
         }
-        var allRewards: [Double] = [], losses: [Double] = [], kls: [Double] = [], clips: [Double] = []
+        var epochUpdates = FinetuneEpochStatistics.Accumulator()
         let batches = (examples.count + settings.usersPerBatch - 1) / settings.usersPerBatch
         for batch in 0..<batches {
-            let result = try update(examples: Array(examples[(batch * settings.usersPerBatch)..<min(examples.count, (batch + 1) * settings.usersPerBatch)]))
-            allRewards += result.rewards
-            losses.append(result.loss)
-            kls.append(result.kl)
-            clips.append(result.clipFraction)
+            epochUpdates.add(try update(examples: Array(examples[(batch * settings.usersPerBatch)..<min(examples.count, (batch + 1) * settings.usersPerBatch)])))
             observer?.batchFinished(epoch: epoch, batch: batch + 1, of: batches)
         }
         state.epoch = epoch
-        var statistics = FinetuneEpochStatistics()
-        let mean = allRewards.reduce(0, +) / Double(max(allRewards.count, 1))
-        statistics.rewardMean = mean
-        statistics.rewardStd = (allRewards.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(max(allRewards.count, 1))).squareRoot()
-        statistics.loss = losses.reduce(0, +) / Double(max(losses.count, 1))
-        statistics.approximateKL = kls.reduce(0, +) / Double(max(kls.count, 1))
-        statistics.clipFraction = clips.reduce(0, +) / Double(max(clips.count, 1))
-        statistics.seconds = Date().timeIntervalSince(started)
-        statistics.usersPerSecond = Double(examples.count) / statistics.seconds
-        return statistics
+        return epochUpdates.finish(users: examples.count)
     }
 
     func validation() throws -> (metrics: RankingMetrics, seconds: Double) {
@@ -285,14 +271,10 @@ public final class SequentialReFiTTrainer {
         }
         while state.epoch < settings.epochs {
             let s = try trainEpoch()
-            try run.appendMetrics([("kind", .string("epoch")), ("epoch", .integer(state.epoch)), ("reward_mean", .number(s.rewardMean)),
-                                   ("reward_std", .number(s.rewardStd)), ("loss", .number(s.loss)), ("approx_kl", .number(s.approximateKL)),
-                                   ("clip_fraction", .number(s.clipFraction)), ("seconds", .number(s.seconds)),
-                                   ("users_per_second", .number(s.usersPerSecond))])
+            try run.appendMetrics(s.metricsLine(epoch: state.epoch))
             let (metrics, seconds) = try validation()
-            var line = String(format: "epoch %3d  reward %.4f ± %.4f  loss %.4g  KL %.2e  clip %.3f  %.1f s  %.0f users/s  valid HR@20 %.4f N@20 %.4f (%.1f s)",
-                              state.epoch, s.rewardMean, s.rewardStd, s.loss, s.approximateKL, s.clipFraction, s.seconds, s.usersPerSecond,
-                              metrics.recall(at: 20), metrics.ndcg(at: 20), seconds)
+            var line = s.logLine(epoch: state.epoch)
+                + String(format: "  valid HR@20 %.4f N@20 %.4f (%.1f s)", metrics.recall(at: 20), metrics.ndcg(at: 20), seconds)
             if metrics.ndcg(at: 20) > state.bestValidNDCG20 {
                 state.bestValidNDCG20 = metrics.ndcg(at: 20)
                 state.bestEpoch = state.epoch
