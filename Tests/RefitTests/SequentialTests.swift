@@ -248,4 +248,29 @@ import RefitCompute
             }
         }
     }
+
+    @Test func resumedSASRecContinuesExactlyLikeAnUninterruptedRun() throws {
+        try DataTestSupport.withTemporaryFolder { folder in
+            let backend: any Backend = try DeviceSelection.automaticDevice.map { try OpenCLBackend(device: $0) } ?? CPUBackend()
+            var source = DataSource(path: "builtin:demo")
+            source.minRating = nil
+            source.kCore = 5
+            var settings = SequentialPreset.demoSeq.settings(model: .sasrec)
+            settings.hiddenSize = 16
+            settings.epochs = 2
+            let whole = RunFolder(folder + "/whole"), parts = RunFolder(folder + "/parts")
+            _ = try SequentialSession.pretrain(source: source, settings: settings, encoderFrom: nil, out: whole, backend: backend,
+                                               resume: false, force: false, observer: nil)
+            settings.epochs = 1
+            _ = try SequentialSession.pretrain(source: source, settings: settings, encoderFrom: nil, out: parts, backend: backend,
+                                               resume: false, force: false, observer: nil)
+            settings.epochs = 2
+            let (state, _) = try SequentialSession.pretrain(source: source, settings: settings, encoderFrom: nil, out: parts, backend: backend,
+                                                            resume: true, force: false, observer: nil)
+            #expect(state.epoch == 2)
+            #expect(try whole.readTensors("last.safetensors")["item_embeddings.weight"]!.values
+                    == parts.readTensors("last.safetensors")["item_embeddings.weight"]!.values)
+            #expect(try whole.readMetrics().count == parts.readMetrics().count)
+        }
+    }
 }
