@@ -15,11 +15,11 @@ struct DataOptions: ParsableArguments {
     var format: DataFormat = .auto
 
     @Option(name: .customLong("min-rating"),
-            help: ArgumentHelp("Keep ratings ≥ R as interactions; 'none' keeps all rows (default: 4; ignored when the data have no ratings).", valueName: "R"))
+            help: ArgumentHelp("Keep ratings ≥ R as interactions; 'none' keeps all rows (default: 4, sequential runs none; ignored when the data have no ratings).", valueName: "R"))
     var minRating: String?
 
     @Option(name: .customLong("k-core"),
-            help: ArgumentHelp("Keep only users and items with at least N interactions, repeated to a fixed point (default: off).", valueName: "N"))
+            help: ArgumentHelp("Keep only users and items with at least N interactions, repeated to a fixed point (default: off, sequential runs 5).", valueName: "N"))
     var kCore: Int?
 
     @Option(help: ArgumentHelp("Per-user TRAIN,VALID,TEST fractions; chronological with timestamps, random otherwise; DiffRec folders keep their own (default: 0.8,0.1,0.1).", valueName: "fractions"))

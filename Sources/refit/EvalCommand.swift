@@ -26,6 +26,8 @@ struct EvalCommand: ParsableCommand {
     var guidance: Float?
     @Option(help: "Sequential runs (DreamRec): sampler steps, all T or fewer strided DDIM steps (default: the run's).")
     var samplingSteps: Int?
+    @Option(help: "Sequential runs (DreamRec): score the mean of N sampled x̂₀ instead of one draw (default: 1).")
+    var samples: Int = 1
 
     func run() throws {
         let cutoffs = try parseCutoffs(k)
@@ -61,7 +63,8 @@ extension EvalCommand {
         let evaluator = try SequentialEvaluator(backend: backend, dataset: run.dataset, historyLength: run.configuration.sequential.historyLength,
                                                 cutoffs: cutoffs)
         let started = Date()
-        let metrics = try evaluator.evaluate(split, model: run.model)
+        guard samples >= 1 else { throw ValidationError("--samples must be at least 1") }
+        let metrics = try evaluator.evaluate(split, model: run.model, samples: samples)
         let seconds = Date().timeIntervalSince(started)
         if json {
             let fields = [("\"kind\"", "\"eval\""), ("\"split\"", "\"\(split.rawValue)\""), ("\"seconds\"", String(seconds))]
@@ -71,7 +74,7 @@ extension EvalCommand {
         }
         let popularity = try evaluator.popularity(split)
         let s = run.configuration.sequential
-        let model = s.model == .sasrec ? "SASRec" : "DreamRec (w = \(s.guidance), \(run.model.sampler.count) sampling steps)"
+        let model = s.model == .sasrec ? "SASRec" : "DreamRec (w = \(s.guidance), \(run.model.sampler.count) sampling steps, \(samples) sample\(samples == 1 ? "" : "s") averaged)"
         print("\(checkpoint) (\(weights)), \(model), on \(split.rawValue): \(metrics.users) users, \(String(format: "%.1f", seconds)) s on \(backend.deviceDescription)")
         print(formatTable(["K", "HR", "NDCG", "MRR", "popularity HR", "popularity NDCG"], cutoffs.map { k in
             ["@\(k)"] + [metrics.recall(at: k), metrics.ndcg(at: k), metrics.mrr(at: k), popularity.recall(at: k), popularity.ndcg(at: k)]

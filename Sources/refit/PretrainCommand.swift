@@ -41,7 +41,7 @@ struct DiffRecOptions: ParsableArguments {
     var noiseMin: Double?
     @Option(help: "Upper end of the noise range, before scaling (default: 0.01).")
     var noiseMax: Double?
-    @Option(help: "DiffRec: inference starts from q_sample(x, N), 0 from x itself (default: 0). DreamRec: N strided DDIM steps (η = 1) instead of all T (default: all).")
+    @Option(help: "DiffRec: inference starts from q_sample(x, N), 0 from x itself (default: 0). DreamRec: N strided DDIM steps (η = 1) instead of all T (default: 50 in the sequential presets).")
     var samplingSteps: Int?
     @Option(help: ArgumentHelp("SNR loss reweighting: on or off (default: on).", valueName: "on|off"))
     var reweight: String?

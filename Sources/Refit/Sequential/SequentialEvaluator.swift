@@ -72,9 +72,9 @@ public final class SequentialEvaluator: @unchecked Sendable {
     }
 
     /// Evaluates a sequential model; DreamRec's sampling noise is drawn from a fixed stream per batch.
-    public func evaluate(_ split: EvaluationSplit, model: SequentialModel) throws -> RankingMetrics {
+    public func evaluate(_ split: EvaluationSplit, model: SequentialModel, samples: Int = 1) throws -> RankingMetrics {
         try evaluate(split) { histories, batch in
-            try model.scores(histories: histories, seed: 0x4556_414C ^ UInt64(batch) << 32)
+            try model.scores(histories: histories, seed: 0x4556_414C ^ UInt64(batch) << 32, samples: samples)
         }
     }
 

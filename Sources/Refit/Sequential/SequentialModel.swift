@@ -31,10 +31,33 @@ public final class SequentialModel: @unchecked Sendable {
 
     /// Scores (B, items) for B histories (B·L items), in inference mode. DreamRec draws its starting noise and
     /// step noise from the Philox stream of `seed`, so an evaluation is reproducible.
-    public func scores(histories: [Int32], seed: UInt64) throws -> Tensor {
+    ///
+    /// `samples` > 1 averages that many independent x̂₀ before scoring: an estimate of E[x₀ | h] rather than one draw
+    /// (a diagnostic of how much a single sample's noise costs the ranking).
+    public func scores(histories: [Int32], seed: UInt64, samples: Int = 1) throws -> Tensor {
         let h = try encoder.forward(histories: histories, training: false)
-        let query = denoiser == nil ? h : try sample(conditions: h, seed: seed, offset: 0, trajectory: nil).x0
+        guard denoiser != nil else { return try score(h) }
+        let n = h.rows, d = settings.hiddenSize
+        var query = try sample(conditions: h, seed: seed, offset: 0, trajectory: nil).x0
+        if samples > 1 {
+            let mean = try averageBuffer(n)
+            backend.copy(query, to: mean)
+            for j in 1..<samples {
+                query = try sample(conditions: h, seed: seed, offset: UInt64(j) * UInt64(sampler.count + 1) * UInt64(n * d), trajectory: nil).x0
+                backend.axpy(1, query, mean)
+            }
+            backend.scale(mean, by: 1 / Float(samples))
+            query = mean
+        }
         return try score(query)
+    }
+
+    private var averageBuffers: [Int: Tensor] = [:]
+    private func averageBuffer(_ n: Int) throws -> Tensor {
+        if let t = averageBuffers[n] { return t }
+        let t = try backend.makeTensor([n, settings.hiddenSize], .float32)
+        averageBuffers[n] = t
+        return t
     }
 
     /// `query·Eᵀ` (B, items), in a buffer reused per B (for DreamRec, divided by `targetScale`).
