@@ -6,7 +6,7 @@ import RefitCompute
 struct RecommendCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recommend",
-        abstract: "Write each user's top-K items from a run's best checkpoint as a TSV (user, rank, item, score; raw ids).")
+        abstract: "Write each user's top-K items from a run's best checkpoint as a TSV (user, rank, item, score; raw ids); for SASRec/DreamRec runs, the next items after each user's sequence.")
 
     enum Exclusion: String, ExpressibleByArgument, CaseIterable {
         case train, trainValid = "train+valid", all
@@ -32,19 +32,10 @@ struct RecommendCommand: ParsableCommand {
             throw ValidationError("\(out) exists; pass --force to replace it")
         }
         let backend = try device.makeBackend()
+        if RunFolder(checkpoint).isSequential { return try recommendNext(backend: backend) }
         let run = try TrainedRun(RunFolder(checkpoint), backend: backend)
         let dataset = run.dataset
-        let selected: [Int]
-        if users == "all" {
-            selected = Array(0..<dataset.userCount)
-        } else {
-            let index = Dictionary(dataset.userIDs.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
-            selected = try users.split(separator: ",").map { raw in
-                let id = raw.trimmingCharacters(in: .whitespaces)
-                guard let u = index[id] else { throw ValidationError("user '\(id)' is not in the run's data") }
-                return u
-            }
-        }
+        let selected = try selectedUsers(dataset.userIDs)
         let maskMatrix: CSRMatrix
         switch exclude {
         case .train: maskMatrix = dataset.train
@@ -74,5 +65,44 @@ struct RecommendCommand: ParsableCommand {
         }
         try AtomicFile.write(text, to: URL(fileURLWithPath: out))
         FileHandle.standardError.write(Data("wrote top-\(k) items for \(selected.count) users to \(out)\n".utf8))
+    }
+
+    /// The user indices that `--users` names.
+    func selectedUsers(_ userIDs: [String]) throws -> [Int] {
+        guard users != "all" else { return Array(userIDs.indices) }
+        let index = Dictionary(userIDs.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        return try users.split(separator: ",").map { raw in
+            let id = raw.trimmingCharacters(in: .whitespaces)
+            guard let u = index[id] else { throw ValidationError("user '\(id)' is not in the run's data") }
+            return u
+        }
+    }
+
+    /// SASRec/DreamRec runs: the items most likely to come next after each user's whole sequence (its last L
+    /// items as history); every item the user already has is excluded, whatever `--exclude` says.
+    func recommendNext(backend: any Backend) throws {
+        let run = try TrainedSequentialRun(RunFolder(checkpoint), backend: backend)
+        let dataset = run.dataset, l = run.configuration.sequential.historyLength
+        let selected = try selectedUsers(dataset.userIDs)
+        let mask = try DeviceCSR(CSRMatrix(columnCount: dataset.itemCount, rows: dataset.sequences.map { Array(Set($0)).sorted() }), on: backend)
+        let k = min(self.k, dataset.itemCount)
+        var text = "user\trank\titem\tscore\n"
+        for (batchIndex, start) in stride(from: 0, to: selected.count, by: 512).enumerated() {
+            let batch = Array(selected[start..<min(selected.count, start + 512)])
+            let histories = batch.flatMap { dataset.history(user: $0, before: dataset.sequences[$0].count, length: l) }
+            let scores = try run.model.scores(histories: histories, seed: 0x5245_434F ^ UInt64(batchIndex) << 32)
+            let userTensor = try backend.tensor(batch.map { Int32($0) }, shape: [batch.count])
+            let indices = try backend.makeTensor([batch.count, k], .int32)
+            let values = try backend.makeTensor([batch.count, k], .float32)
+            backend.topK(scores, k: k, mask: .sparse(mask, rows: userTensor), indices: indices, values: values)
+            let top = try backend.readInt32s(indices), best = try backend.readFloats(values)
+            for (r, user) in batch.enumerated() {
+                for rank in 0..<k where top[r * k + rank] >= 0 {
+                    text += "\(dataset.userIDs[user])\t\(rank + 1)\t\(dataset.itemIDs[Int(top[r * k + rank])])\t\(best[r * k + rank])\n"
+                }
+            }
+        }
+        try AtomicFile.write(text, to: URL(fileURLWithPath: out))
+        FileHandle.standardError.write(Data("wrote the top-\(k) next items for \(selected.count) users to \(out)\n".utf8))
     }
 }

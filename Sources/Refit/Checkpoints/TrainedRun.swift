@@ -10,6 +10,9 @@ public struct TrainedRun {
 
     public init(_ folder: RunFolder, backend: any Backend, weights: String = "best.safetensors") throws {
         try folder.requireRun()
+        guard !folder.isSequential else {
+            throw CheckpointError.malformed(path: folder.file("config.json").path, reason: "a sequential (SASRec/DreamRec) run, where a DiffRec run is needed")
+        }
         self.folder = folder
         configuration = try folder.readJSON(RunConfiguration.self, from: "config.json")
         dataset = try configuration.data.load()
