@@ -253,7 +253,9 @@ struct PretrainCommand: ParsableCommand {
         }
         var settings = try sequential.settings(model: kind, shared: model, builtin: dataPath.hasPrefix("builtin"))
         settings.seed = seed
-        console.note("device: \(backend.deviceDescription)")
+        if kind == .dreamrec && sequential.encoderFrom == nil && !runOptions.resume {
+            throw ValidationError("DreamRec conditions on a trained SASRec encoder: train one with `refit pretrain --model sasrec`, then pass --encoder-from RUN")
+        }
         let source = DataSource(path: arguments.path, format: arguments.format, options: arguments.options)
         let (state, _) = try SequentialSession.pretrain(
             source: source, settings: settings, encoderFrom: sequential.encoderFrom.map(RunFolder.init), out: RunFolder(out),

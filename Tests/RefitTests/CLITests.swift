@@ -160,6 +160,23 @@ import RefitCompute
             let badDevice = try Self.refit(["pretrain", "--device", "gpu9", "--out", out])
             #expect(badDevice.status != 0)
             #expect(badDevice.stderr.contains("gpu9"), "\(badDevice.stderr)")
+
+            // The sequential models: a missing file, DreamRec without its encoder, an unknown model.
+            for arguments in [["pretrain", "--model", "sasrec", "--data", missing, "--out", out],
+                              ["pretrain", "--model", "dreamrec", "--out", out],
+                              ["pretrain", "--model", "bert4rec", "--out", out]] {
+                let result = try Self.refit(arguments)
+                #expect(result.status != 0)
+                #expect(result.stderrLines.count == 1, "\(arguments): expected one line, got:\n\(result.stderr)")
+                #expect(!FileManager.default.fileExists(atPath: out), "a failed run left \(out) behind")
+            }
         }
+    }
+
+    @Test func sequentialDataStatistics() throws {
+        let stats = try Self.refit(["data", "stats", "--sequential", "--data", "builtin:demo"])
+        #expect(stats.status == 0)
+        #expect(stats.stdout.contains("leave-one-out: 93,822 training targets; 2,000 users with a validation and a test target"), "\(stats.stdout)")
+        #expect(stats.stdout.contains("5-core") && stats.stdout.contains("every rating"))
     }
 }

@@ -51,6 +51,7 @@ public enum SequentialSession {
             }
         }
         observer?.log(dataset.describe(historyLength: configuration.sequential.historyLength))
+        observer?.log("device: \(backend.deviceDescription)")
         let settings = configuration.sequential
         let model = try SequentialModel(backend: backend, settings: settings, items: dataset.itemCount)
         if model.denoiser != nil {
