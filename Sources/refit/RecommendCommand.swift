@@ -52,19 +52,27 @@ struct RecommendCommand: ParsableCommand {
             let userTensor = try backend.tensor(batch.map { Int32($0) }, shape: [batch.count])
             let input = try backend.makeTensor([batch.count, dataset.itemCount], .float32)
             backend.densifyRows(trainRows, rows: userTensor, into: input)
-            let scores = try run.model.scores(input)
-            let indices = try backend.makeTensor([batch.count, k], .int32)
-            let values = try backend.makeTensor([batch.count, k], .float32)
-            backend.topK(scores, k: k, mask: .sparse(mask, rows: userTensor), indices: indices, values: values)
-            let top = try backend.readInt32s(indices), best = try backend.readFloats(values)
-            for (r, user) in batch.enumerated() {
-                for rank in 0..<k where top[r * k + rank] >= 0 {
-                    text += "\(dataset.userIDs[user])\t\(rank + 1)\t\(dataset.itemIDs[Int(top[r * k + rank])])\t\(best[r * k + rank])\n"
-                }
-            }
+            text += try Self.topRows(try run.model.scores(input), users: batch, userTensor: userTensor, mask: mask, k: k, backend: backend,
+                                     userIDs: dataset.userIDs, itemIDs: dataset.itemIDs)
         }
         try AtomicFile.write(text, to: URL(fileURLWithPath: out))
         FileHandle.standardError.write(Data("wrote top-\(k) items for \(selected.count) users to \(out)\n".utf8))
+    }
+
+    /// The TSV lines of a batch: the top-k unmasked items of each user's scores, with raw ids.
+    static func topRows(_ scores: Tensor, users: [Int], userTensor: Tensor, mask: DeviceCSR, k: Int, backend: any Backend,
+                        userIDs: [String], itemIDs: [String]) throws -> String {
+        let indices = try backend.makeTensor([users.count, k], .int32)
+        let values = try backend.makeTensor([users.count, k], .float32)
+        backend.topK(scores, k: k, mask: .sparse(mask, rows: userTensor), indices: indices, values: values)
+        let top = try backend.readInt32s(indices), best = try backend.readFloats(values)
+        var text = ""
+        for (r, user) in users.enumerated() {
+            for rank in 0..<k where top[r * k + rank] >= 0 {
+                text += "\(userIDs[user])\t\(rank + 1)\t\(itemIDs[Int(top[r * k + rank])])\t\(best[r * k + rank])\n"
+            }
+        }
+        return text
     }
 
     /// The user indices that `--users` names.
@@ -92,15 +100,8 @@ struct RecommendCommand: ParsableCommand {
             let histories = batch.flatMap { dataset.history(user: $0, before: dataset.sequences[$0].count, length: l) }
             let scores = try run.model.scores(histories: histories, seed: 0x5245_434F ^ UInt64(batchIndex) << 32)
             let userTensor = try backend.tensor(batch.map { Int32($0) }, shape: [batch.count])
-            let indices = try backend.makeTensor([batch.count, k], .int32)
-            let values = try backend.makeTensor([batch.count, k], .float32)
-            backend.topK(scores, k: k, mask: .sparse(mask, rows: userTensor), indices: indices, values: values)
-            let top = try backend.readInt32s(indices), best = try backend.readFloats(values)
-            for (r, user) in batch.enumerated() {
-                for rank in 0..<k where top[r * k + rank] >= 0 {
-                    text += "\(dataset.userIDs[user])\t\(rank + 1)\t\(dataset.itemIDs[Int(top[r * k + rank])])\t\(best[r * k + rank])\n"
-                }
-            }
+            text += try Self.topRows(scores, users: batch, userTensor: userTensor, mask: mask, k: k, backend: backend,
+                                     userIDs: dataset.userIDs, itemIDs: dataset.itemIDs)
         }
         try AtomicFile.write(text, to: URL(fileURLWithPath: out))
         FileHandle.standardError.write(Data("wrote the top-\(k) next items for \(selected.count) users to \(out)\n".utf8))

@@ -14,10 +14,7 @@ public final class PopularityBaseline {
 
     /// Scores (B, I) for a batch of B users.
     public func scores(batch: Int) throws -> Tensor {
-        if let t = rows[batch] { return t }
-        let t = try backend.tensor(Array([[Float]](repeating: counts, count: batch).joined()), shape: [batch, counts.count])
-        rows[batch] = t
-        return t
+        try rows.reused(batch) { try backend.tensor(Array([[Float]](repeating: counts, count: batch).joined()), shape: [batch, counts.count]) }
     }
 
     public func evaluate(_ split: EvaluationSplit, with evaluator: TopKEvaluator) throws -> RankingMetrics {

@@ -165,10 +165,7 @@ public final class ReFiTTrainer {
     }
 
     func rolloutBuffers(_ rows: Int) throws -> RolloutBuffers {
-        if let b = buffers[rows] { return b }
-        let b = try RolloutBuffers(backend, rows: rows, items: dataset.itemCount)
-        buffers[rows] = b
-        return b
+        try buffers.reused(rows) { try RolloutBuffers(backend, rows: rows, items: dataset.itemCount) }
     }
 
 

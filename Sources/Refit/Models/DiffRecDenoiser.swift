@@ -100,10 +100,7 @@ public final class DiffRecDenoiser: @unchecked Sendable {
     }
 
     func workspace(batch: Int) throws -> Workspace {
-        if let w = workspaces[batch] { return w }
-        let w = try Workspace(backend: backend, architecture: architecture, batch: batch)
-        workspaces[batch] = w
-        return w
+        try workspaces.reused(batch) { try Workspace(backend: backend, architecture: architecture, batch: batch) }
     }
 
     /// The denoiser's output (B, I) for noisy rows `x` (B, I) at 0-based steps `timesteps` (int32, B).

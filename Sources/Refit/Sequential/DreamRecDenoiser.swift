@@ -58,10 +58,7 @@ public final class DreamRecDenoiser: @unchecked Sendable {
     public var nullCondition: Tensor { parameters.value("none_embedding.weight") }
 
     func workspace(rows: Int) throws -> Workspace {
-        if let w = workspaces[rows] { return w }
-        let w = try Workspace(backend, rows: rows, d: hiddenSize)
-        workspaces[rows] = w
-        return w
+        try workspaces.reused(rows) { try Workspace(backend, rows: rows, d: hiddenSize) }
     }
 
     /// `step_mlp(t)` for every row's 0-based step (timesteps: int32 (n)), into `into` (n, d).

@@ -118,10 +118,7 @@ public final class SASRecEncoder: @unchecked Sendable {
     public var itemEmbeddings: Tensor { parameters.value("item_embeddings.weight") }
 
     func workspace(batch: Int) throws -> Workspace {
-        if let w = workspaces[batch] { return w }
-        let w = try Workspace(backend, a: architecture, batch: batch)
-        workspaces[batch] = w
-        return w
+        try workspaces.reused(batch) { try Workspace(backend, a: architecture, batch: batch) }
     }
 
     /// Encodes B histories (`histories`: B·L item indices, oldest first, −1 = padding) into h (B, d), returned from

@@ -54,10 +54,7 @@ public final class SequentialModel: @unchecked Sendable {
 
     private var averageBuffers: [Int: Tensor] = [:]
     private func averageBuffer(_ n: Int) throws -> Tensor {
-        if let t = averageBuffers[n] { return t }
-        let t = try backend.makeTensor([n, settings.hiddenSize], .float32)
-        averageBuffers[n] = t
-        return t
+        try averageBuffers.reused(n) { try backend.makeTensor([n, settings.hiddenSize], .float32) }
     }
 
     /// `query·Eᵀ` (B, items), in a buffer reused per B (for DreamRec, divided by `targetScale`).
@@ -107,10 +104,7 @@ public final class SequentialModel: @unchecked Sendable {
     }
 
     func samplingBuffers(_ n: Int) throws -> SamplingBuffers {
-        if let b = samplingBuffers[n] { return b }
-        let b = try SamplingBuffers(backend, n: n, d: settings.hiddenSize, guidance: settings.guidance)
-        samplingBuffers[n] = b
-        return b
+        try samplingBuffers.reused(n) { try SamplingBuffers(backend, n: n, d: settings.hiddenSize, guidance: settings.guidance) }
     }
 
     /// Builds the guided batch's conditions: [h; ∅].

@@ -126,10 +126,7 @@ public final class SequentialReFiTTrainer {
     }
 
     func rolloutBuffers(_ n: Int) throws -> Buffers {
-        if let b = buffers[n] { return b }
-        let b = try Buffers(backend, n: n, d: policy.settings.hiddenSize, steps: policy.sampler.count)
-        buffers[n] = b
-        return b
+        try buffers.reused(n) { try Buffers(backend, n: n, d: policy.settings.hiddenSize, steps: policy.sampler.count) }
     }
 
     /// The sampler steps trained on in update `update`: a random share of those that add noise (σ > 0).

@@ -72,10 +72,7 @@ public final class SequentialTrainer {
     }
 
     private func buffers(_ rows: Int) throws -> Buffers {
-        if let b = buffers[rows] { return b }
-        let b = try Buffers(backend, rows: rows, d: settings.hiddenSize)
-        buffers[rows] = b
-        return b
+        try buffers.reused(rows) { try Buffers(backend, rows: rows, d: settings.hiddenSize) }
     }
 
     /// One pass over every training target. Returns the mean loss (cross-entropy, or MSE per dimension).

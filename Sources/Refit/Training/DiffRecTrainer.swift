@@ -72,10 +72,7 @@ public final class DiffRecTrainer {
     }
 
     private func buffers(_ rows: Int) throws -> BatchBuffers {
-        if let b = batchBuffers[rows] { return b }
-        let b = try BatchBuffers(backend, rows: rows, items: dataset.itemCount)
-        batchBuffers[rows] = b
-        return b
+        try batchBuffers.reused(rows) { try BatchBuffers(backend, rows: rows, items: dataset.itemCount) }
     }
 
 
