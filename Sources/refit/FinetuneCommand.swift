@@ -39,7 +39,7 @@ struct FinetuneOptions: ParsableArguments {
     var clipRange: Float?
     @Option(help: "KL penalty β towards the frozen pre-trained model (default: 0).")
     var klCoef: Float?
-    @Option(name: .customLong("lr"), help: "Learning rate of AdamW (default: 1e-5; DreamRec runs 1e-4).")
+    @Option(name: .customLong("lr"), help: "Learning rate of AdamW (default: 1e-5; DreamRec runs 3e-5).")
     var learningRate: Float?
     @Option(help: "Gradient-norm clip (default: 1).")
     var maxGradNorm: Float?
