@@ -75,7 +75,7 @@ extension FinetuneEpochStatistics {
 /// else. Replaying from seeds would save that memory but costs a second pass over all T steps per update;
 /// with S a fraction of the steps the stored pairs are the cheaper choice, and memory stays
 /// O(usersPerBatch·G·|S|·I), bounded by the batch, never by the dataset.
-public final class ReFiTTrainer {
+public final class ReFiTTrainer: ReFiTEpochLoop {
     public let policy: DiffRecModel
     let reference: DiffRecModel?
     public let reward: RolloutReward
@@ -83,7 +83,7 @@ public final class ReFiTTrainer {
     public let evaluator: TopKEvaluator
     public let run: RunFolder
     public let settings: FinetuneSettings
-    public private(set) var state: FinetuneState
+    public internal(set) var state: FinetuneState
     weak var observer: TrainingObserver?
     let backend: any Backend
     /// `dataset.usersWithTrainingInteractions()`, computed once.
@@ -348,44 +348,13 @@ public final class ReFiTTrainer {
 
     /// Fine-tunes for `settings.epochs`, evaluating on validation each epoch and keeping the best weights.
     @discardableResult
-    public func train() throws -> FinetuneState {
-        if state.epoch == 0 && state.pretrainedValid.isEmpty {
-            let (metrics, seconds) = try validation()
-            state.pretrainedValid = Dictionary(uniqueKeysWithValues: metrics.values.map { ($0.key, $0.value) })
-            state.bestValid = state.pretrainedValid
-            state.bestValidNDCG20 = metrics.ndcg(at: 20)
-            state.bestEpoch = 0
-            try saveWeights(to: "best.safetensors")
-            observer?.log(String(format: "epoch   0 (pre-trained)  valid R@20 %.4f N@20 %.4f (%.1f s)", metrics.recall(at: 20), metrics.ndcg(at: 20), seconds))
-        }
-        while state.epoch < settings.epochs {
-            let s = try trainEpoch()
-            try run.appendMetrics(s.metricsLine(epoch: state.epoch))
-            let (metrics, seconds) = try validation()
-            var line = s.logLine(epoch: state.epoch)
-                + String(format: "  valid R@20 %.4f N@20 %.4f (%.1f s)", metrics.recall(at: 20), metrics.ndcg(at: 20), seconds)
-            if metrics.ndcg(at: 20) > state.bestValidNDCG20 {
-                state.bestValidNDCG20 = metrics.ndcg(at: 20)
-                state.bestEpoch = state.epoch
-                state.bestValid = Dictionary(uniqueKeysWithValues: metrics.values.map { ($0.key, $0.value) })
-                try saveWeights(to: "best.safetensors")
-                line += "  *best"
-            }
-            try saveCheckpoint()
-            observer?.log(line)
-        }
-        return state
-    }
+    public func train() throws -> FinetuneState { try runEpochs() }
 
-    var checkpointMetadata: [String: String] { ["model": "diffrec", "finetune_epoch": String(state.epoch)] }
+    var policyParameters: ParameterStore { policy.denoiser.parameters }
+    var modelName: String { "diffrec" }
+    var hitRateLabel: String { "R@20" }
+    func namedValues(_ metrics: RankingMetrics) -> [(key: String, value: Double)] { metrics.values }
 
-    func saveWeights(to name: String) throws {
-        try run.saveWeights(policy.denoiser.parameters, to: name, metadata: checkpointMetadata)
-    }
-
-    func saveCheckpoint() throws {
-        try run.saveCheckpoint(policy.denoiser.parameters, state: state, metadata: checkpointMetadata)
-    }
 
     /// Restores weights, moments and state from a fine-tuning run folder.
     public static func restore(policy: DiffRecModel, from run: RunFolder) throws -> FinetuneState {
@@ -419,5 +388,56 @@ struct PolicyGradientStep {
             }
             if active { dLogp[r] = Float(-advantages[r] * ratio / rows) }
         }
+    }
+}
+
+/// The epoch loop both ReFiT trainers (DiffRec and DreamRec) share: the pre-trained model's validation as
+/// epoch 0, then per epoch train, log, validate, keep the best weights by validation NDCG@20, checkpoint.
+protocol ReFiTEpochLoop: AnyObject {
+    var state: FinetuneState { get set }
+    var settings: FinetuneSettings { get }
+    var run: RunFolder { get }
+    var observer: TrainingObserver? { get }
+    var policyParameters: ParameterStore { get }
+    /// `model` in the checkpoints' metadata.
+    var modelName: String { get }
+    /// How Recall@20 is labelled in the log ("HR@20" with one target per user).
+    var hitRateLabel: String { get }
+    func trainEpoch() throws -> FinetuneEpochStatistics
+    func validation() throws -> (metrics: RankingMetrics, seconds: Double)
+    /// The metrics as they are kept in state.json.
+    func namedValues(_ metrics: RankingMetrics) -> [(key: String, value: Double)]
+}
+
+extension ReFiTEpochLoop {
+    func runEpochs() throws -> FinetuneState {
+        let metadata = { ["model": self.modelName, "finetune_epoch": String(self.state.epoch)] }
+        let label = hitRateLabel
+        if state.epoch == 0 && state.pretrainedValid.isEmpty {
+            let (metrics, seconds) = try validation()
+            state.pretrainedValid = Dictionary(uniqueKeysWithValues: namedValues(metrics).map { ($0.key, $0.value) })
+            state.bestValid = state.pretrainedValid
+            state.bestValidNDCG20 = metrics.ndcg(at: 20)
+            state.bestEpoch = 0
+            try run.saveWeights(policyParameters, to: "best.safetensors", metadata: metadata())
+            observer?.log(String(format: "epoch   0 (pre-trained)  valid %@ %.4f N@20 %.4f (%.1f s)", label, metrics.recall(at: 20), metrics.ndcg(at: 20), seconds))
+        }
+        while state.epoch < settings.epochs {
+            let s = try trainEpoch()
+            try run.appendMetrics(s.metricsLine(epoch: state.epoch))
+            let (metrics, seconds) = try validation()
+            var line = s.logLine(epoch: state.epoch)
+                + String(format: "  valid %@ %.4f N@20 %.4f (%.1f s)", label, metrics.recall(at: 20), metrics.ndcg(at: 20), seconds)
+            if metrics.ndcg(at: 20) > state.bestValidNDCG20 {
+                state.bestValidNDCG20 = metrics.ndcg(at: 20)
+                state.bestEpoch = state.epoch
+                state.bestValid = Dictionary(uniqueKeysWithValues: namedValues(metrics).map { ($0.key, $0.value) })
+                try run.saveWeights(policyParameters, to: "best.safetensors", metadata: metadata())
+                line += "  *best"
+            }
+            try run.saveCheckpoint(policyParameters, state: state, metadata: metadata())
+            observer?.log(line)
+        }
+        return state
     }
 }

@@ -64,7 +64,7 @@ public final class NextItemReward {
 /// Only the denoiser (and its null condition) is trained; the encoder and item embeddings stay as pre-trained, so
 /// the reward's scoring space does not move under the policy. A rollout keeps every state of the trajectory
 /// (K+1 tensors of n×d: for n = 1,024 rows, d = 64 and K = 500 steps, 131 MB), bounded by the batch.
-public final class SequentialReFiTTrainer {
+public final class SequentialReFiTTrainer: ReFiTEpochLoop {
     public let policy: SequentialModel
     let reference: SequentialModel?
     public let reward: NextItemReward
@@ -72,7 +72,7 @@ public final class SequentialReFiTTrainer {
     public let evaluator: SequentialEvaluator
     public let run: RunFolder
     public let settings: FinetuneSettings
-    public private(set) var state: FinetuneState
+    public internal(set) var state: FinetuneState
     weak var observer: TrainingObserver?
     let backend: any Backend
     let random: HostRandom
@@ -255,33 +255,10 @@ public final class SequentialReFiTTrainer {
 
     /// Fine-tunes for `settings.epochs`, evaluating on validation each epoch and keeping the best weights.
     @discardableResult
-    public func train() throws -> FinetuneState {
-        let parameters = policy.denoiser!.parameters
-        let metadata = { ["model": "dreamrec", "finetune_epoch": String(self.state.epoch)] }
-        if state.epoch == 0 && state.pretrainedValid.isEmpty {
-            let (metrics, seconds) = try validation()
-            state.pretrainedValid = Dictionary(uniqueKeysWithValues: metrics.nextItemValues.map { ($0.key, $0.value) })
-            state.bestValid = state.pretrainedValid
-            state.bestValidNDCG20 = metrics.ndcg(at: 20)
-            try run.saveWeights(parameters, to: "best.safetensors", metadata: metadata())
-            observer?.log(String(format: "epoch   0 (pre-trained)  valid HR@20 %.4f N@20 %.4f (%.1f s)", metrics.recall(at: 20), metrics.ndcg(at: 20), seconds))
-        }
-        while state.epoch < settings.epochs {
-            let s = try trainEpoch()
-            try run.appendMetrics(s.metricsLine(epoch: state.epoch))
-            let (metrics, seconds) = try validation()
-            var line = s.logLine(epoch: state.epoch)
-                + String(format: "  valid HR@20 %.4f N@20 %.4f (%.1f s)", metrics.recall(at: 20), metrics.ndcg(at: 20), seconds)
-            if metrics.ndcg(at: 20) > state.bestValidNDCG20 {
-                state.bestValidNDCG20 = metrics.ndcg(at: 20)
-                state.bestEpoch = state.epoch
-                state.bestValid = Dictionary(uniqueKeysWithValues: metrics.nextItemValues.map { ($0.key, $0.value) })
-                try run.saveWeights(parameters, to: "best.safetensors", metadata: metadata())
-                line += "  *best"
-            }
-            try run.saveCheckpoint(parameters, state: state, metadata: metadata())
-            observer?.log(line)
-        }
-        return state
-    }
+    public func train() throws -> FinetuneState { try runEpochs() }
+
+    var policyParameters: ParameterStore { policy.denoiser!.parameters }
+    var modelName: String { "dreamrec" }
+    var hitRateLabel: String { "HR@20" }
+    func namedValues(_ metrics: RankingMetrics) -> [(key: String, value: Double)] { metrics.nextItemValues }
 }
