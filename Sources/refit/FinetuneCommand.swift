@@ -118,14 +118,14 @@ struct FinetuneCommand: ParsableCommand {
             let outcome = try SequentialSession.finetune(pretrained: RunFolder(from), out: RunFolder(out), settings: settings, backend: backend,
                                                          resume: runOptions.resume, force: runOptions.force, observer: console)
             console.note("report: \(try ReportWriter.write(run: RunFolder(out)).path)")
-            console.result(runOptions.json ? outcome.json : outcome.table(run: out, hitRate: true))
+            console.result(runOptions.json ? outcome.json(hitRate: true) : outcome.table(run: out, hitRate: true))
             return
         }
         let outcome = try FinetuneSession.run(pretrained: RunFolder(from), out: RunFolder(out), settings: settings, backend: backend,
                                               resume: runOptions.resume, force: runOptions.force, observer: console)
         let report = try ReportWriter.write(run: RunFolder(out))
         console.note("report: \(report.path)")
-        console.result(runOptions.json ? outcome.json : outcome.table(run: out))
+        console.result(runOptions.json ? outcome.json() : outcome.table(run: out))
     }
 }
 
@@ -148,8 +148,11 @@ extension FinetuneOutcome {
             + formatTable(["model", "valid \(r)", "valid N@20", "test \(r)", "test N@20"], rows)
     }
 
-    var json: String {
-        func metrics(_ m: RankingMetrics) -> [String: Double] { Dictionary(uniqueKeysWithValues: m.values.map { ($0.key, $0.value) }) }
+    /// The outcome as one JSON object; `hitRate` names the metrics hr@K/ndcg@K/mrr@K as next-item runs log them.
+    func json(hitRate: Bool = false) -> String {
+        func metrics(_ m: RankingMetrics) -> [String: Double] {
+            Dictionary(uniqueKeysWithValues: (hitRate ? m.nextItemValues : m.values).map { ($0.key, $0.value) })
+        }
         var object: [String: Any] = ["best_epoch": bestEpoch, "epochs": epochs, "seconds_per_epoch": secondsPerEpoch,
                                      "reward_before": rewardBefore, "reward_after": rewardAfter,
                                      "pretrained": ["valid": metrics(pretrainedValid), "test": metrics(pretrainedTest)],
