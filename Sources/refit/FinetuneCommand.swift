@@ -154,9 +154,10 @@ extension FinetuneOutcome {
             Dictionary(uniqueKeysWithValues: (hitRate ? m.nextItemValues : m.values).map { ($0.key, $0.value) })
         }
         var object: [String: Any] = ["best_epoch": bestEpoch, "epochs": epochs, "seconds_per_epoch": secondsPerEpoch,
-                                     "reward_before": rewardBefore, "reward_after": rewardAfter,
                                      "pretrained": ["valid": metrics(pretrainedValid), "test": metrics(pretrainedTest)],
                                      "finetuned": ["valid": metrics(finetunedValid), "test": metrics(finetunedTest)]]
+        // JSON has no NaN: DreamRec runs measure no probe reward.
+        if rewardBefore.isFinite && rewardAfter.isFinite { (object["reward_before"], object["reward_after"]) = (rewardBefore, rewardAfter) }
         if let popularityTest { object["popularity"] = ["test": metrics(popularityTest)] }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self)
