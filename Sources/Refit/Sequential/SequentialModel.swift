@@ -38,12 +38,12 @@ public final class SequentialModel: @unchecked Sendable {
         let h = try encoder.forward(histories: histories, training: false)
         guard denoiser != nil else { return try score(h) }
         let n = h.rows, d = settings.hiddenSize
-        var query = try sample(conditions: h, seed: seed, offset: 0, trajectory: nil).x0
+        var query = try sample(conditions: h, seed: seed, offset: 0, trajectory: nil)
         if samples > 1 {
             let mean = try averageBuffer(n)
             backend.copy(query, to: mean)
             for j in 1..<samples {
-                query = try sample(conditions: h, seed: seed, offset: UInt64(j) * UInt64(sampler.count + 1) * UInt64(n * d), trajectory: nil).x0
+                query = try sample(conditions: h, seed: seed, offset: UInt64(j) * UInt64(sampler.count + 1) * UInt64(n * d), trajectory: nil)
                 backend.axpy(1, query, mean)
             }
             backend.scale(mean, by: 1 / Float(samples))
@@ -135,7 +135,7 @@ public final class SequentialModel: @unchecked Sendable {
     /// (seed, offset + …). When `trajectory` is given (sampler.count + 1 tensors (n, d)), every state is kept:
     /// trajectory[k] is the state entering sampler step k, trajectory[count] the final x̂₀.
     /// Returns the final x̂₀ (n, d) in a reused buffer.
-    func sample(conditions h: Tensor, seed: UInt64, offset: UInt64, trajectory: [Tensor]?) throws -> (x0: Tensor, buffers: SamplingBuffers) {
+    func sample(conditions h: Tensor, seed: UInt64, offset: UInt64, trajectory: [Tensor]?) throws -> Tensor {
         guard let denoiser else { preconditionFailure("sampling needs a DreamRec model") }
         let n = h.rows, d = settings.hiddenSize
         let s = try samplingBuffers(n)
@@ -158,6 +158,6 @@ public final class SequentialModel: @unchecked Sendable {
             x = next
         }
         backend.copy(x, to: s.x0)
-        return (s.x0, s)
+        return s.x0
     }
 }

@@ -191,7 +191,7 @@ public final class SequentialReFiTTrainer: ReFiTEpochLoop {
         let b = try rolloutBuffers(n)
         let h = try policy.encoder.forward(histories: histories, training: false)
         let perRollout = UInt64(policy.sampler.count + 1) * UInt64(n * policy.settings.hiddenSize)
-        let (x0, _) = try policy.sample(conditions: h, seed: settings.seed ^ 0x5345_5152_4F4C, offset: UInt64(update) * perRollout, trajectory: b.trajectory)
+        let x0 = try policy.sample(conditions: h, seed: settings.seed ^ 0x5345_5152_4F4C, offset: UInt64(update) * perRollout, trajectory: b.trajectory)
         let rewards = try reward.rewards(x0: x0, targets: targets, lastItems: lastItems)
         let advantages = ReFiTTrainer.advantages(rewards, groupSize: g, clip: Double(settings.advantageClip))
         let trained = trainedSteps(update: update)
