@@ -88,15 +88,7 @@ public final class DiffRecDenoiser: @unchecked Sendable {
     public init(backend: any Backend, architecture: DiffRecArchitecture, seed: UInt64) throws {
         self.architecture = architecture
         parameters = try ParameterStore(backend: backend, layout: architecture.parameterLayout)
-        var named: [String: (shape: [Int], values: [Float])] = [:]
-        var position: UInt64 = 0
-        for (name, shape) in architecture.parameterLayout {
-            let count = shape.reduce(1, *)
-            let std: Float = shape.count == 2 ? Float((2.0 / Double(shape[0] + shape[1])).squareRoot()) : 0.001
-            named[name] = (shape, (0..<count).map { Philox.normal(seed: seed, index: position + UInt64($0)) * std })
-            position += UInt64(count)
-        }
-        try parameters.load(named, into: parameters.values)
+        try parameters.initialize(seed: seed) { _, shape in shape.count == 2 ? ParameterStore.xavierStd(shape) : 0.001 }
     }
 
     func workspace(batch: Int) throws -> Workspace {

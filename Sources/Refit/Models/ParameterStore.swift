@@ -80,6 +80,32 @@ public final class ParameterStore: @unchecked Sendable {
         return norm
     }
 
+    // MARK: Initialisation
+
+    /// Sets every tensor, in layout order, to `std(name, shape)` × N(0, 1) drawn from the Philox stream of `seed`
+    /// (element i of the whole layout at counter `start + i`), or to the constant `constant(name)` when that is
+    /// not nil. Pure in (seed, layout), so every backend starts from the same weights.
+    public func initialize(seed: UInt64, start: UInt64 = 0, constant: (String) -> Float? = { _ in nil },
+                           std: (String, [Int]) -> Float) throws {
+        var named: [String: (shape: [Int], values: [Float])] = [:]
+        var position = start
+        for entry in entries {
+            let values: [Float]
+            if let value = constant(entry.name) {
+                values = [Float](repeating: value, count: entry.count)
+            } else {
+                let scale = std(entry.name, entry.shape)
+                values = (0..<entry.count).map { Philox.normal(seed: seed, index: position + UInt64($0)) * scale }
+            }
+            named[entry.name] = (entry.shape, values)
+            position += UInt64(entry.count)
+        }
+        try load(named, into: values)
+    }
+
+    /// Xavier-normal's std for a (fan_out, fan_in) weight: √(2/(fan_in + fan_out)).
+    public static func xavierStd(_ shape: [Int]) -> Float { Float((2.0 / Double(shape[0] + shape[1])).squareRoot()) }
+
     // MARK: Host transfer (checkpoints)
 
     /// Every named tensor of `buffer` (values, or a moment buffer) as host arrays.

@@ -44,15 +44,10 @@ public final class DreamRecDenoiser: @unchecked Sendable {
         self.depth = depth
         let layout = Self.parameterLayout(d: d, depth: depth)
         parameters = try ParameterStore(backend: backend, layout: layout)
-        var named: [String: (shape: [Int], values: [Float])] = [:]
-        var position: UInt64 = 1 << 40
-        for (name, shape) in layout {
-            let count = shape.reduce(1, *)
-            let std: Float = name.hasPrefix("none") ? 1 : shape.count == 2 ? Float((2.0 / Double(shape[0] + shape[1])).squareRoot()) : 0
-            named[name] = (shape, (0..<count).map { Philox.normal(seed: seed, index: position + UInt64($0)) * std })
-            position += UInt64(count)
+        // A stream position of its own: a DreamRec run shares its seed with the SASRec encoder's draws.
+        try parameters.initialize(seed: seed, start: 1 << 40) { name, shape in
+            name.hasPrefix("none") ? 1 : shape.count == 2 ? ParameterStore.xavierStd(shape) : 0
         }
-        try parameters.load(named, into: parameters.values)
     }
 
     public var nullCondition: Tensor { parameters.value("none_embedding.weight") }

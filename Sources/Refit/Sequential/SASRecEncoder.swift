@@ -91,28 +91,14 @@ public final class SASRecEncoder: @unchecked Sendable {
         }
     }
 
-    /// A new encoder: N(0, 0.02²)-style small normal embeddings and Xavier-normal linear weights, zero biases, unit
-    /// LayerNorm gains, drawn from the Philox stream of `seed` (identical on every backend).
+    /// A new encoder: N(0, 0.1²) embeddings, Xavier-normal linear weights, zero biases and unit LayerNorm gains,
+    /// drawn from the Philox stream of `seed` (identical on every backend).
     public init(backend: any Backend, architecture: SASRecArchitecture, seed: UInt64) throws {
         self.architecture = architecture
         parameters = try ParameterStore(backend: backend, layout: architecture.parameterLayout)
-        var named: [String: (shape: [Int], values: [Float])] = [:]
-        var position: UInt64 = 0
-        for (name, shape) in architecture.parameterLayout {
-            let count = shape.reduce(1, *)
-            var values: [Float]
-            if name.hasSuffix("norm.weight") {
-                values = [Float](repeating: 1, count: count)
-            } else if shape.count == 1 {
-                values = [Float](repeating: 0, count: count)
-            } else {
-                let std: Float = name.contains("embeddings") ? 0.1 : Float((2.0 / Double(shape[0] + shape[1])).squareRoot())
-                values = (0..<count).map { Philox.normal(seed: seed, index: position + UInt64($0)) * std }
-            }
-            named[name] = (shape, values)
-            position += UInt64(count)
-        }
-        try parameters.load(named, into: parameters.values)
+        try parameters.initialize(seed: seed, constant: { name in
+            name.hasSuffix("norm.weight") ? 1 : name.hasSuffix("bias") ? 0 : nil
+        }, std: { name, shape in name.contains("embeddings") ? 0.1 : ParameterStore.xavierStd(shape) })
     }
 
     public var itemEmbeddings: Tensor { parameters.value("item_embeddings.weight") }
