@@ -202,12 +202,23 @@ import RefitCompute
         #expect(abs(transitions[Int(item("3"))].map(\.weight).reduce(0, +) - 1) < 1e-6)
     }
 
+    /// The device tests run on: OpenCL when the machine has it, else the reference.
+    static func automaticBackend() throws -> any Backend {
+        try DeviceSelection.automaticDevice.map { try OpenCLBackend(device: $0) } ?? CPUBackend()
+    }
+
+    /// The built-in data read as sequences, with the sequential defaults (every rating, 5-core).
+    static var builtinSequences: DataSource {
+        var source = DataSource(path: "builtin:demo")
+        source.minRating = nil
+        source.kCore = 5
+        return source
+    }
+
     @Test func pipelineOnTheBuiltInDataset() throws {
         try DataTestSupport.withTemporaryFolder { folder in
-            let backend: any Backend = try DeviceSelection.automaticDevice.map { try OpenCLBackend(device: $0) } ?? CPUBackend()
-            var source = DataSource(path: "builtin:demo")
-            source.minRating = nil
-            source.kCore = 5
+            let backend = try Self.automaticBackend()
+            let source = Self.builtinSequences
             var settings = SequentialPreset.demoSeq.settings(model: .sasrec)
             settings.epochs = 2
             let sasrec = RunFolder(folder + "/sasrec")
@@ -251,10 +262,8 @@ import RefitCompute
 
     @Test func resumedSASRecContinuesExactlyLikeAnUninterruptedRun() throws {
         try DataTestSupport.withTemporaryFolder { folder in
-            let backend: any Backend = try DeviceSelection.automaticDevice.map { try OpenCLBackend(device: $0) } ?? CPUBackend()
-            var source = DataSource(path: "builtin:demo")
-            source.minRating = nil
-            source.kCore = 5
+            let backend = try Self.automaticBackend()
+            let source = Self.builtinSequences
             var settings = SequentialPreset.demoSeq.settings(model: .sasrec)
             settings.hiddenSize = 16
             settings.epochs = 2
