@@ -20,6 +20,14 @@ public struct SequenceDataset: Sendable {
         public let position: Int32
     }
 
+    /// How many leading items of a sequence of `count` are training data: all but the validation and test targets,
+    /// or every item when the sequence is too short (fewer than 3) to hold any back. The one rule for what a
+    /// model, a baseline or a reward may learn from.
+    public static func trainingLength(_ count: Int) -> Int { isEvaluated(count) ? count - 2 : count }
+
+    /// Whether a sequence of `count` items has a validation and a test target.
+    public static func isEvaluated(_ count: Int) -> Bool { count >= 3 }
+
     public var userCount: Int { userIDs.count }
     public var itemCount: Int { itemIDs.count }
 
@@ -37,7 +45,7 @@ public struct SequenceDataset: Sendable {
         sequences = kept.sequences()
         var examples: [TrainingExample] = []
         for (u, sequence) in sequences.enumerated() {
-            let end = sequence.count >= 3 ? sequence.count - 2 : sequence.count
+            let end = Self.trainingLength(sequence.count)
             for position in stride(from: 1, to: end, by: 1) { examples.append(TrainingExample(user: Int32(u), position: Int32(position))) }
         }
         trainingExamples = examples
@@ -47,7 +55,7 @@ public struct SequenceDataset: Sendable {
             hasTimestamps: log.timestamps != nil, minRating: log.ratings == nil ? nil : minRating, kCore: kCore,
             users: kept.userCount, items: kept.itemCount, interactions: kept.count,
             sequenceLength: CountSummary(sequences.map(\.count)), trainingExamples: examples.count,
-            evaluatedUsers: sequences.filter { $0.count >= 3 }.count)
+            evaluatedUsers: sequences.filter { Self.isEvaluated($0.count) }.count)
     }
 
     /// Reads `source` (any format the readers accept) as sequences: by default every rating counts and users and
@@ -62,7 +70,7 @@ public struct SequenceDataset: Sendable {
     /// user has fewer than 3 items or the split is train.
     public func heldOutPosition(user: Int, split: DataSplit) -> Int? {
         let n = sequences[user].count
-        guard n >= 3 else { return nil }
+        guard Self.isEvaluated(n) else { return nil }
         switch split {
         case .train: return nil
         case .valid: return n - 2
@@ -83,7 +91,7 @@ public struct SequenceDataset: Sendable {
     public func trainingWindows(length: Int) -> [TrainingExample] {
         var windows: [TrainingExample] = []
         for (u, sequence) in sequences.enumerated() {
-            let end = sequence.count >= 3 ? sequence.count - 2 : sequence.count
+            let end = Self.trainingLength(sequence.count)
             var last = end - 1
             while last >= 1 {
                 windows.append(TrainingExample(user: Int32(u), position: Int32(last)))
@@ -105,7 +113,7 @@ public struct SequenceDataset: Sendable {
     public func trainingItemCounts() -> [Int] {
         var counts = [Int](repeating: 0, count: itemCount)
         for sequence in sequences {
-            let end = sequence.count >= 3 ? sequence.count - 2 : sequence.count
+            let end = Self.trainingLength(sequence.count)
             for item in sequence[0..<end] { counts[Int(item)] += 1 }
         }
         return counts

@@ -26,7 +26,7 @@ public final class SequentialEvaluator: @unchecked Sendable {
         self.historyLength = historyLength
         self.cutoffs = cutoffs
         self.maskHistory = maskHistory
-        users = (0..<dataset.userCount).filter { dataset.sequences[$0].count >= 3 }
+        users = (0..<dataset.userCount).filter { SequenceDataset.isEvaluated(dataset.sequences[$0].count) }
         func mask(_ split: DataSplit) -> CSRMatrix {
             CSRMatrix(columnCount: dataset.itemCount, rows: (0..<dataset.userCount).map { u in
                 guard let end = dataset.heldOutPosition(user: u, split: split) else { return [] }

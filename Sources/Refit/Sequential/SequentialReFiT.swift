@@ -24,7 +24,7 @@ public final class NextItemReward {
     static func transitions(_ dataset: SequenceDataset, keep: Int) -> [[(item: Int32, weight: Float)]] {
         var counts = [[Int32: Int]](repeating: [:], count: dataset.itemCount)
         for sequence in dataset.sequences {
-            let end = sequence.count >= 3 ? sequence.count - 2 : sequence.count
+            let end = SequenceDataset.trainingLength(sequence.count)
             for p in stride(from: 1, to: end, by: 1) { counts[Int(sequence[p - 1])][sequence[p], default: 0] += 1 }
         }
         return counts.map { followers in
