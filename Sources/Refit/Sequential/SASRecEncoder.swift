@@ -50,11 +50,11 @@ public final class SASRecEncoder: @unchecked Sendable {
 
     /// Activations of one block, kept for the backward.
     final class BlockActivations {
-        let input, attentionNormed, attentionMean, attentionRstd, query, key, value, probabilities, attended, branch: Tensor
+        let attentionNormed, attentionMean, attentionRstd, query, key, value, probabilities, attended, branch: Tensor
         let middle, ffnNormed, ffnMean, ffnRstd, hidden, activated, output: Tensor
         init(_ b: any Backend, rows: Int, d: Int, length: Int) throws {
             func t(_ shape: [Int]) throws -> Tensor { try b.makeTensor(shape, .float32) }
-            input = try t([rows, d]); attentionNormed = try t([rows, d]); attentionMean = try t([rows]); attentionRstd = try t([rows])
+            attentionNormed = try t([rows, d]); attentionMean = try t([rows]); attentionRstd = try t([rows])
             query = try t([rows, d]); key = try t([rows, d]); value = try t([rows, d]); probabilities = try t([rows, length])
             attended = try t([rows, d]); branch = try t([rows, d]); middle = try t([rows, d]); ffnNormed = try t([rows, d])
             ffnMean = try t([rows]); ffnRstd = try t([rows]); hidden = try t([rows, d]); activated = try t([rows, d]); output = try t([rows, d])
@@ -89,6 +89,10 @@ public final class SASRecEncoder: @unchecked Sendable {
             dRows = try t([rows, d]); dRows2 = try t([rows, d]); dBranch = try t([rows, d]); dQuery = try t([rows, d])
             dKey = try t([rows, d]); dValue = try t([rows, d]); dNormed = try t([rows, d]); dScratch = try t([rows, d])
         }
+
+        /// The residual stream entering block i (i = blocks.count: the final LayerNorm's input). Each block writes its
+        /// output to its own tensor, which the backward reads again, so no input needs a copy.
+        func streamInput(_ i: Int) -> Tensor { i == 0 ? embedded : blocks[i - 1].output }
     }
 
     /// A new encoder: N(0, 0.1²) embeddings, Xavier-normal linear weights, zero biases and unit LayerNorm gains,
@@ -129,12 +133,10 @@ public final class SASRecEncoder: @unchecked Sendable {
         b.gatherRows(parameters.value("position_embeddings.weight"), indices: w.positions, into: w.dScratch)
         b.add(w.embedded, w.dScratch, into: w.embedded)
         dropout(w.embedded)
-        var x = w.embedded
         let scale = 1 / Float(a.hiddenSize).squareRoot()
         for (i, block) in w.blocks.enumerated() {
-            let p = "blocks.\(i)."
-            b.copy(x, to: block.input)
-            b.layerNormForward(block.input, gamma: parameters.value(p + "attention_norm.weight"), beta: parameters.value(p + "attention_norm.bias"),
+            let p = "blocks.\(i).", input = w.streamInput(i)
+            b.layerNormForward(input, gamma: parameters.value(p + "attention_norm.weight"), beta: parameters.value(p + "attention_norm.bias"),
                                epsilon: Self.layerNormEpsilon, into: block.attentionNormed, mean: block.attentionMean, rstd: block.attentionRstd)
             for (name, out) in [("query", block.query), ("key", block.key), ("value", block.value)] {
                 b.linearForward(x: block.attentionNormed, weight: parameters.value(p + "attention.\(name).weight"),
@@ -145,7 +147,7 @@ public final class SASRecEncoder: @unchecked Sendable {
             b.linearForward(x: block.attended, weight: parameters.value(p + "attention.output.weight"),
                             bias: parameters.value(p + "attention.output.bias"), activation: .identity, into: block.branch)
             dropout(block.branch)
-            b.add(block.input, block.branch, into: block.middle)
+            b.add(input, block.branch, into: block.middle)
             b.layerNormForward(block.middle, gamma: parameters.value(p + "ffn_norm.weight"), beta: parameters.value(p + "ffn_norm.bias"),
                                epsilon: Self.layerNormEpsilon, into: block.ffnNormed, mean: block.ffnMean, rstd: block.ffnRstd)
             b.linearForward(x: block.ffnNormed, weight: parameters.value(p + "ffn.0.weight"), bias: parameters.value(p + "ffn.0.bias"),
@@ -155,9 +157,8 @@ public final class SASRecEncoder: @unchecked Sendable {
                             activation: .identity, into: block.output)
             dropout(block.output)
             b.add(block.middle, block.output, into: block.output)
-            x = block.output
         }
-        b.layerNormForward(x, gamma: parameters.value("final_norm.weight"), beta: parameters.value("final_norm.bias"),
+        b.layerNormForward(w.streamInput(w.blocks.count), gamma: parameters.value("final_norm.weight"), beta: parameters.value("final_norm.bias"),
                            epsilon: Self.layerNormEpsilon, into: w.final, mean: w.finalMean, rstd: w.finalRstd)
         b.gatherRows(w.final, indices: w.lastRows, into: w.encoding)
         return w.encoding
@@ -189,8 +190,7 @@ public final class SASRecEncoder: @unchecked Sendable {
             b.dropout(x, probability: a.dropout, seed: dropoutSeed, offset: dropoutOffset + dropoutSite * UInt64(rows * a.hiddenSize), into: x)
         }
         let scale = 1 / Float(a.hiddenSize).squareRoot()
-        let lastInput = w.blocks.last?.output ?? w.embedded
-        b.layerNormBackward(lastInput, gamma: parameters.value("final_norm.weight"), mean: w.finalMean, rstd: w.finalRstd, dY: dPositionOutputs,
+        b.layerNormBackward(w.streamInput(w.blocks.count), gamma: parameters.value("final_norm.weight"), mean: w.finalMean, rstd: w.finalRstd, dY: dPositionOutputs,
                             dX: w.dRows, dGamma: parameters.gradient("final_norm.weight"), dBeta: parameters.gradient("final_norm.bias"))
         // w.dRows: the gradient of the residual stream.
         for (i, block) in w.blocks.enumerated().reversed() {
@@ -221,7 +221,7 @@ public final class SASRecEncoder: @unchecked Sendable {
                                  dWeight: parameters.gradient(p + "attention.\(name).weight"), dBias: parameters.gradient(p + "attention.\(name).bias"))
                 b.add(w.dNormed, w.dScratch, into: w.dNormed)
             }
-            b.layerNormBackward(block.input, gamma: parameters.value(p + "attention_norm.weight"), mean: block.attentionMean,
+            b.layerNormBackward(w.streamInput(i), gamma: parameters.value(p + "attention_norm.weight"), mean: block.attentionMean,
                                 rstd: block.attentionRstd, dY: w.dNormed, dX: w.dScratch,
                                 dGamma: parameters.gradient(p + "attention_norm.weight"), dBeta: parameters.gradient(p + "attention_norm.bias"))
             b.add(w.dRows, w.dScratch, into: w.dRows)

@@ -31,6 +31,8 @@ public final class SequentialTrainer {
     let settings: SequentialSettings
     let backend: any Backend
     let random: HostRandom
+    /// What one epoch visits: SASRec's windows, or DreamRec's single targets.
+    let units: [SequenceDataset.TrainingExample]
     private var buffers: [Int: Buffers] = [:]
     private let scalar: Tensor
     /// Validation NDCG@20 of the popularity ranking, for the collapse warning.
@@ -64,6 +66,7 @@ public final class SequentialTrainer {
         settings = model.settings
         backend = model.backend
         random = HostRandom(seed: settings.seed, stream: 11)
+        units = settings.model == .sasrec ? dataset.trainingWindows(length: settings.historyLength) : dataset.trainingExamples
         self.state = state ?? SequentialState()
         model.trainedParameters.step = self.state.optimizerStep
         scalar = try backend.makeTensor([1], .float32)
@@ -84,7 +87,6 @@ public final class SequentialTrainer {
     public func trainEpoch() throws -> Double {
         let epoch = state.epoch + 1
         let l = settings.historyLength
-        let units = settings.model == .sasrec ? dataset.trainingWindows(length: l) : dataset.trainingExamples
         let order = random.permutation(units.count, round: UInt64(epoch))
         let batches = (order.count + settings.batchSize - 1) / settings.batchSize
         var lossSum = 0.0
