@@ -11,6 +11,8 @@ public final class DreamRecDenoiser: @unchecked Sendable {
     public let parameters: ParameterStore
     var backend: any Backend { parameters.backend }
     private var workspaces: [Int: Workspace] = [:]
+    /// Per step count: the steps 0 … T−1 (int32) and the table `stepTable` fills.
+    private var stepTables: [Int: (steps: Tensor, table: Tensor)] = [:]
 
     static func parameterLayout(d: Int, depth: Int) -> [(String, [Int])] {
         var layout: [(String, [Int])] = [("none_embedding.weight", [1, d]),
@@ -68,11 +70,12 @@ public final class DreamRecDenoiser: @unchecked Sendable {
     }
 
     /// `step_mlp(t)` for t = 0 … steps−1, (steps, d): a sampler gathers its rows instead of running the MLP per row.
+    /// The table is recomputed from the current weights on every call, into a buffer that the next call reuses.
     public func stepTable(steps: Int) throws -> Tensor {
-        let w = try workspace(rows: steps)
-        let t = try backend.tensor((0..<steps).map { Int32($0) }, shape: [steps])
-        let table = try backend.makeTensor([steps, hiddenSize], .float32)
-        stepFeatures(t, workspace: w, into: table)
+        let (t, table) = try stepTables.reused(steps) {
+            (try backend.tensor((0..<steps).map { Int32($0) }, shape: [steps]), try backend.makeTensor([steps, hiddenSize], .float32))
+        }
+        stepFeatures(t, workspace: try workspace(rows: steps), into: table)
         return table
     }
 

@@ -85,6 +85,8 @@ public final class SequentialReFiTTrainer: ReFiTEpochLoop {
     final class Buffers {
         let trajectory: [Tensor]
         let timesteps, mean, meanReference, dMean, dOutput, logStd, logp, dLogp, scaleA, scaleB, pairScale, pairZeros: Tensor
+        /// The guided batch's second half used ∅: where the condition's gradient goes.
+        let nullRows: ScatterPlan
         init(_ b: any Backend, n: Int, d: Int, steps: Int) throws {
             func t(_ shape: [Int]) throws -> Tensor { try b.makeTensor(shape, .float32) }
             trajectory = try (0...steps).map { _ in try t([n, d]) }
@@ -92,6 +94,7 @@ public final class SequentialReFiTTrainer: ReFiTEpochLoop {
             mean = try t([n, d]); meanReference = try t([n, d]); dMean = try t([n, d]); dOutput = try t([2 * n, d])
             logStd = try t([n]); logp = try t([n]); dLogp = try t([n]); scaleA = try t([n]); scaleB = try t([n])
             pairScale = try t([2 * n]); pairZeros = try t([2 * n])
+            nullRows = try ScatterPlan(indices: (0..<(2 * n)).map { $0 < n ? -1 : 0 }, backend: b)
         }
     }
 
@@ -195,7 +198,6 @@ public final class SequentialReFiTTrainer: ReFiTEpochLoop {
         let rewards = try reward.rewards(x0: x0, targets: targets, lastItems: lastItems)
         let advantages = ReFiTTrainer.advantages(rewards, groupSize: g, clip: Double(settings.advantageClip))
         let trained = trainedSteps(update: update)
-        let nullRows = try ScatterPlan(indices: (0..<(2 * n)).map { $0 < n ? -1 : 0 }, backend: backend)
         let parameters = policy.denoiser!.parameters
         var oldLogp: [[Double]] = []
         var loss = 0.0, clipped = 0, ratios = 0
@@ -210,7 +212,7 @@ public final class SequentialReFiTTrainer: ReFiTEpochLoop {
                 clipped += step.clipped
                 ratios += step.ratios
                 backend.write(step.dLogp, to: b.dLogp)
-                try accumulateGradient(step: k, h: h, buffers: b, nullRows: nullRows)
+                try accumulateGradient(step: k, h: h, buffers: b, nullRows: b.nullRows)
             }
             try parameters.applyAdamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay,
                                       maxGradientNorm: settings.maxGradientNorm, scratch: scalar)
