@@ -46,6 +46,19 @@ struct DiffRecOptions: ParsableArguments {
     @Option(help: ArgumentHelp("SNR loss reweighting: on or off (default: on).", valueName: "on|off"))
     var reweight: String?
 
+    /// The flags that DiffRec and the sequential models share.
+    func applyShared(to s: inout some TrainingSettings) {
+        if let learningRate { s.learningRate = learningRate }
+        if let weightDecay { s.weightDecay = weightDecay }
+        if let batchSize { s.batchSize = batchSize }
+        if let epochs { s.epochs = epochs }
+        if let evalEvery { s.evalEvery = evalEvery }
+        if let patience { s.patience = patience }
+        if let dropout { s.dropout = dropout }
+        if let schedule { s.schedule = schedule }
+        if let steps { s.steps = steps }
+    }
+
     func settings(defaultPreset: DiffRecPreset) throws -> DiffRecSettings {
         var chosen = defaultPreset
         if let preset {
@@ -55,12 +68,7 @@ struct DiffRecOptions: ParsableArguments {
             chosen = named
         }
         var s = chosen.settings
-        if let learningRate { s.learningRate = learningRate }
-        if let weightDecay { s.weightDecay = weightDecay }
-        if let batchSize { s.batchSize = batchSize }
-        if let epochs { s.epochs = epochs }
-        if let evalEvery { s.evalEvery = evalEvery }
-        if let patience { s.patience = patience }
+        applyShared(to: &s)
         if let dims {
             let values = dims.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
@@ -69,10 +77,7 @@ struct DiffRecOptions: ParsableArguments {
             s.dims = values.map { $0! }
         }
         if let embSize { s.embeddingSize = embSize }
-        if let dropout { s.dropout = dropout }
         if let meanType { s.meanType = meanType }
-        if let schedule { s.schedule = schedule }
-        if let steps { s.steps = steps }
         if let noiseScale { s.noiseScale = noiseScale }
         if let noiseMin { s.noiseMin = noiseMin }
         if let noiseMax { s.noiseMax = noiseMax }
@@ -138,15 +143,7 @@ struct SequentialOptions: ParsableArguments {
             preset = named
         }
         var s = preset.settings(model: kind)
-        if let v = o.learningRate { s.learningRate = v }
-        if let v = o.weightDecay { s.weightDecay = v }
-        if let v = o.batchSize { s.batchSize = v }
-        if let v = o.epochs { s.epochs = v }
-        if let v = o.evalEvery { s.evalEvery = v }
-        if let v = o.patience { s.patience = v }
-        if let v = o.dropout { s.dropout = v }
-        if let v = o.schedule { s.schedule = v }
-        if let v = o.steps { s.steps = v }
+        o.applyShared(to: &s)
         if let v = o.samplingSteps { s.samplingSteps = v }
         if let v = historyLength { s.historyLength = v }
         if let v = hiddenSize { s.hiddenSize = v }
