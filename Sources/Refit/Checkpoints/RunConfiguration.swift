@@ -76,3 +76,37 @@ extension DataSource {
         hasHeader = options.hasHeader
     }
 }
+
+/// What fine-tuning changes in a pre-trained run's `config.json`, for DiffRec's and the sequential configuration alike.
+public protocol FinetunableConfiguration: Codable {
+    var kind: RunConfiguration.Kind { get set }
+    var createdAt: String { get set }
+    var device: String { get set }
+    var pretrainedRun: String? { get set }
+    var finetune: FinetuneSettings? { get set }
+}
+
+extension RunConfiguration: FinetunableConfiguration {}
+
+extension RunFolder {
+    /// Writes a fine-tuning run's config.json: a new folder gets the pre-trained run's configuration marked as
+    /// fine-tuning from `pretrained`; a resumed one keeps its own and takes the new `settings`.
+    func startFinetune<Configuration: FinetunableConfiguration>(from base: Configuration, pretrained: RunFolder, settings: FinetuneSettings,
+                                                               device: String, resume: Bool, force: Bool) throws {
+        if resume {
+            try requireRun()
+            var saved = try readJSON(Configuration.self, from: "config.json")
+            saved.finetune = settings
+            try writeJSON(saved, to: "config.json")
+        } else {
+            var configuration = base
+            configuration.kind = .finetune
+            configuration.createdAt = ISO8601DateFormatter().string(from: Date())
+            configuration.device = device
+            configuration.pretrainedRun = pretrained.path
+            configuration.finetune = settings
+            try create(force: force)
+            try writeJSON(configuration, to: "config.json")
+        }
+    }
+}

@@ -27,21 +27,8 @@ public enum FinetuneSession {
         }
         let base = try TrainedRun(pretrained, backend: backend)
         let dataset = base.dataset
-        var configuration = base.configuration
-        if resume {
-            try out.requireRun()
-            var saved = try out.readJSON(RunConfiguration.self, from: "config.json")
-            saved.finetune = settings
-            try out.writeJSON(saved, to: "config.json")
-        } else {
-            configuration.kind = .finetune
-            configuration.createdAt = ISO8601DateFormatter().string(from: Date())
-            configuration.device = backend.deviceDescription
-            configuration.pretrainedRun = pretrained.path
-            configuration.finetune = settings
-            try out.create(force: force)
-            try out.writeJSON(configuration, to: "config.json")
-        }
+        try out.startFinetune(from: base.configuration, pretrained: pretrained, settings: settings, device: backend.deviceDescription,
+                              resume: resume, force: force)
         let targetsFile = out.file("targets.tsv")
         let targets: CollaborativeTargets
         if let cachedTargets {

@@ -2,7 +2,7 @@ import Foundation
 import RefitCompute
 
 /// `config.json` of a sequential run (SASRec, DreamRec, or DreamRec fine-tuned with ReFiT).
-public struct SequentialRunConfiguration: Codable, Sendable {
+public struct SequentialRunConfiguration: FinetunableConfiguration, Sendable {
     public var kind: RunConfiguration.Kind
     /// Always "sequential": how commands tell these runs from DiffRec's.
     public var scenario = "sequential"

@@ -84,22 +84,9 @@ public enum SequentialSession {
         guard base.configuration.model == .dreamrec else {
             throw FinetuneError.invalidSetting("\(pretrained.path) is a \(base.configuration.model.rawValue) run; ReFiT fine-tunes DreamRec runs")
         }
-        if resume {
-            try out.requireRun()
-            var saved = try out.readJSON(SequentialRunConfiguration.self, from: "config.json")
-            saved.finetune = settings
-            try out.writeJSON(saved, to: "config.json")
-        } else {
-            var configuration = base.configuration
-            configuration.kind = .finetune
-            configuration.createdAt = ISO8601DateFormatter().string(from: Date())
-            configuration.device = backend.deviceDescription
-            configuration.pretrainedRun = pretrained.path
-            configuration.finetune = settings
-            try out.create(force: force)
-            try out.writeJSON(configuration, to: "config.json")
-            try FileManager.default.copyItem(at: pretrained.file("encoder.safetensors"), to: out.file("encoder.safetensors"))
-        }
+        try out.startFinetune(from: base.configuration, pretrained: pretrained, settings: settings, device: backend.deviceDescription,
+                              resume: resume, force: force)
+        if !resume { try FileManager.default.copyItem(at: pretrained.file("encoder.safetensors"), to: out.file("encoder.safetensors")) }
         let dataset = base.dataset
         let evaluator = try SequentialEvaluator(backend: backend, dataset: dataset, historyLength: base.configuration.sequential.historyLength)
         let policy = try base.copyModel()
