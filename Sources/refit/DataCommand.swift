@@ -62,6 +62,15 @@ struct DataOptions: ParsableArguments {
         return (data, format, options)
     }
 
+    /// The data as the sequential scenario reads it: unless the flags say otherwise, every rating is an
+    /// interaction and users and items are 5-core.
+    func sequentialSource(seed: UInt64) throws -> DataSource {
+        var arguments = try loaderArguments(seed: seed)
+        if minRating == nil { arguments.options.minRating = nil }
+        if kCore == nil { arguments.options.kCore = 5 }
+        return DataSource(path: arguments.path, format: arguments.format, options: arguments.options)
+    }
+
     func loadDataset(seed: UInt64) throws -> InteractionDataset {
         let arguments = try loaderArguments(seed: seed)
         return try DatasetLoader.load(path: arguments.path, format: arguments.format, options: arguments.options)
@@ -95,10 +104,7 @@ struct DataCommand: ParsableCommand {
 
         func run() throws {
             if sequential {
-                var arguments = try dataOptions.loaderArguments(seed: seed)
-                if dataOptions.minRating == nil { arguments.options.minRating = nil }
-                if dataOptions.kCore == nil { arguments.options.kCore = 5 }
-                let dataset = try SequenceDataset.load(DataSource(path: arguments.path, format: arguments.format, options: arguments.options))
+                let dataset = try SequenceDataset.load(try dataOptions.sequentialSource(seed: seed))
                 if json {
                     struct Report: Encodable { var statistics: SequenceStatistics; var fingerprint: String }
                     let encoder = JSONEncoder()

@@ -239,21 +239,14 @@ struct PretrainCommand: ParsableCommand {
 
     func runSequential(_ kind: SequentialModelKind, console: Console) throws {
         let backend = try device.makeBackend()
-        var arguments = try data.loaderArguments(seed: 2024)
-        // Sequential defaults: every rating is an interaction, users and items 5-core.
-        if data.minRating == nil { arguments.options.minRating = nil }
-        if data.kCore == nil { arguments.options.kCore = 5 }
+        let source = try data.sequentialSource(seed: 2024)
         // DreamRec reads its data from the SASRec run, so that run's data decides the default preset.
-        var dataPath = arguments.path
+        var dataPath = source.path
         if kind == .dreamrec, let encoderFrom = sequential.encoderFrom, RunFolder(encoderFrom).isSequential {
             dataPath = try RunFolder(encoderFrom).readJSON(SequentialRunConfiguration.self, from: "config.json").data.path
         }
         var settings = try sequential.settings(model: kind, shared: model, builtin: dataPath.hasPrefix("builtin"))
         settings.seed = seed
-        if kind == .dreamrec && sequential.encoderFrom == nil && !runOptions.resume {
-            throw ValidationError("DreamRec conditions on a trained SASRec encoder: train one with `refit pretrain --model sasrec`, then pass --encoder-from RUN")
-        }
-        let source = DataSource(path: arguments.path, format: arguments.format, options: arguments.options)
         let (state, _) = try SequentialSession.pretrain(
             source: source, settings: settings, encoderFrom: sequential.encoderFrom.map(RunFolder.init), out: RunFolder(out),
             backend: backend, resume: runOptions.resume, force: runOptions.force, observer: console)
