@@ -51,15 +51,25 @@ final class LogLikelihoodReward: RolloutReward {
         backend.densifyRows(train, rows: rows.userTensor, into: s.mask)
         backend.combineRows(x0, scaledBy: s.scales, s.mask, scaledBy: s.penalties, into: s.logits)
         backend.logSoftmaxRows(s.logits, into: s.logits)
-        var dense = [Float](repeating: 0, count: r * items)
-        for (row, user) in rows.users.enumerated() {
-            let t = targets(user)
-            for (item, weight) in zip(t.items, t.weights) { dense[row * items + Int(item)] = weight }
+        return try backend.weightedRowSums(s.logits, weights: { targets(rows.users[$0]) }, dense: s.weights, sums: s.sums)
+    }
+}
+
+extension Backend {
+    /// `Σ_j w_rj · values[r, j]` for every row r, with row r's weights given sparsely by `weights(r)`, computed on
+    /// the device: the weighted log-likelihood of the log-likelihood rewards. `dense` (R, N) and `sums` (R) are scratch.
+    func weightedRowSums(_ values: Tensor, weights: (Int) -> (items: ArraySlice<Int32>, weights: [Float]),
+                         dense: Tensor, sums: Tensor) throws -> [Double] {
+        let (rows, columns) = (values.rows, values.columns)
+        var host = [Float](repeating: 0, count: rows * columns)
+        for row in 0..<rows {
+            let w = weights(row)
+            for (item, weight) in zip(w.items, w.weights) { host[row * columns + Int(item)] = weight }
         }
-        backend.write(dense, to: s.weights)
-        backend.multiply(s.logits, s.weights, into: s.weights)
-        backend.sumRows(s.weights, into: s.sums)
-        return try backend.readFloats(s.sums).map(Double.init)
+        write(host, to: dense)
+        multiply(values, dense, into: dense)
+        sumRows(dense, into: sums)
+        return try readFloats(sums).map(Double.init)
     }
 }
 

@@ -9,7 +9,7 @@ public final class NextItemReward {
     let mixWeight: Double
     /// For seq-collab: per item, the items that followed it in training sequences (top-M, weights summing to 1).
     let transitions: [[(item: Int32, weight: Float)]]
-    private var buffers: [Int: (targets: Tensor, loss: Tensor, logp: Tensor)] = [:]
+    private var buffers: [Int: (targets: Tensor, loss: Tensor, logp: Tensor, dense: Tensor, sums: Tensor)] = [:]
 
     public init(kind: RewardKind, model: SequentialModel, dataset: SequenceDataset, settings: FinetuneSettings) {
         precondition(kind.isSequential)
@@ -37,10 +37,9 @@ public final class NextItemReward {
     /// One reward per row of x̂₀ (n, d): `targets` the observed next items, `lastItems` each history's last item.
     public func rewards(x0: Tensor, targets: [Int32], lastItems: [Int32]) throws -> [Double] {
         let backend = model.backend, n = x0.rows, items = model.encoder.architecture.items
-        let b: (targets: Tensor, loss: Tensor, logp: Tensor)
-        if let existing = buffers[n] { b = existing } else {
-            b = (try backend.makeTensor([n], .int32), try backend.makeTensor([n], .float32), try backend.makeTensor([n, items], .float32))
-            buffers[n] = b
+        let b = try buffers.reused(n) {
+            (try backend.makeTensor([n], .int32), try backend.makeTensor([n], .float32), try backend.makeTensor([n, items], .float32),
+             try backend.makeTensor([n, items], .float32), try backend.makeTensor([n], .float32))
         }
         let logits = try model.score(x0)
         backend.scale(logits, by: 1 / temperature)
@@ -49,11 +48,11 @@ public final class NextItemReward {
         let own = try backend.readFloats(b.loss).map { -Double($0) }
         guard kind == .seqCollab else { return own }
         backend.logSoftmaxRows(logits, into: b.logp)
-        let logp = try backend.readFloats(b.logp)
-        return (0..<n).map { r in
-            let collab = transitions[Int(lastItems[r])].reduce(0.0) { $0 + Double($1.weight * logp[r * items + Int($1.item)]) }
-            return mixWeight * own[r] + (1 - mixWeight) * collab
-        }
+        let collab = try backend.weightedRowSums(b.logp, weights: { r in
+            let followers = self.transitions[Int(lastItems[r])]
+            return (ArraySlice(followers.map(\.item)), followers.map(\.weight))
+        }, dense: b.dense, sums: b.sums)
+        return (0..<n).map { r in mixWeight * own[r] + (1 - mixWeight) * collab[r] }
     }
 }
 
