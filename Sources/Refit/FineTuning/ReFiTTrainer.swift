@@ -169,14 +169,10 @@ public final class ReFiTTrainer: ReFiTEpochLoop {
     }
 
 
-    /// The noisy steps (0-based i ≥ 1) trained on in update `update`: a random subset of the requested size.
+    /// The noisy steps (0-based i ≥ 1) trained on in update `update`: a random subset of the requested size, in the
+    /// order the chain visits them (descending).
     func trainedSteps(update: Int) -> [Int] {
-        let noisy = Array(1..<steps)
-        guard !noisy.isEmpty else { return [] }
-        let count = max(1, Int((settings.stepFraction * Double(noisy.count)).rounded()))
-        if count >= noisy.count { return noisy.reversed() }
-        let order = stepRandom.permutation(noisy.count, round: UInt64(update))
-        return order.prefix(count).map { noisy[$0] }.sorted(by: >)
+        settings.trainedShare(of: Array(1..<steps), random: stepRandom, update: update).reversed()
     }
 
     /// Rolls out G trajectories per user and returns their rewards; the pairs (x_t, x_{t−1}) of `trained` steps
@@ -359,6 +355,17 @@ public final class ReFiTTrainer: ReFiTEpochLoop {
     /// Restores weights, moments and state from a fine-tuning run folder.
     public static func restore(policy: DiffRecModel, from run: RunFolder) throws -> FinetuneState {
         try run.restoreCheckpoint(policy.denoiser.parameters, as: FinetuneState.self)
+    }
+}
+
+extension FinetuneSettings {
+    /// The `stepFraction` share (at least one) of the noisy steps `candidates` that update `update` trains on, drawn
+    /// by `random`, in increasing order.
+    func trainedShare(of candidates: [Int], random: HostRandom, update: Int) -> [Int] {
+        guard !candidates.isEmpty else { return [] }
+        let count = max(1, Int((stepFraction * Double(candidates.count)).rounded()))
+        if count >= candidates.count { return candidates.sorted() }
+        return random.permutation(candidates.count, round: UInt64(update)).prefix(count).map { candidates[$0] }.sorted()
     }
 }
 

@@ -134,10 +134,7 @@ public final class SequentialReFiTTrainer: ReFiTEpochLoop {
     /// The sampler steps trained on in update `update`: a random share of those that add noise (σ > 0).
     func trainedSteps(update: Int) -> [Int] {
         let noisy = policy.sampler.standardDeviations.indices.filter { policy.sampler.standardDeviations[$0] > 0 }
-        guard !noisy.isEmpty else { return [] }
-        let count = max(1, Int((settings.stepFraction * Double(noisy.count)).rounded()))
-        if count >= noisy.count { return noisy }
-        return stepRandom.permutation(noisy.count, round: UInt64(update)).prefix(count).map { noisy[$0] }.sorted()
+        return settings.trainedShare(of: noisy, random: stepRandom, update: update)
     }
 
     /// The per-row log π of sampler step k's stored action under the current weights; μ_θ is left in `b.mean`.
