@@ -11,10 +11,12 @@ extension ExplorationKind: ExpressibleByArgument {}
 struct FinetuneOptions: ParsableArguments {
     @Option(help: "Reward. DiffRec runs: collab-loglik, collab-ndcg, self-loglik or mixed (default: collab-loglik). DreamRec runs: seq-loglik or seq-collab (default: seq-loglik).")
     var reward: RewardKind?
-    @Option(help: "Collaborative neighbours: user-knn or item-graph (default: user-knn).")
+    @Option(help: "Collaborative targets from: user-knn, item-graph, or ease (an item–item regression; default: user-knn).")
     var neighbors: NeighborKind?
     @Option(help: "Neighbours per user for user-knn (default: 50).")
     var neighborsK: Int?
+    @Option(help: "L2 weight λ of --neighbors ease (default: 1000).")
+    var easeLambda: Double?
     @Option(help: "Items kept in each user's collaborative target (default: 100).")
     var targetSize: Int?
     @Option(help: "Softmax temperature τ of the log-likelihood rewards (default: 1).")
@@ -58,6 +60,7 @@ struct FinetuneOptions: ParsableArguments {
         if let neighbors { s.neighbors = neighbors }
         if let neighborsK { s.neighborCount = neighborsK }
         if let targetSize { s.targetSize = targetSize }
+        if let easeLambda { s.easeLambda = easeLambda }
         if let temperature { s.temperature = temperature }
         if let ndcgK { s.ndcgCutoff = ndcgK }
         if let mixWeight { s.mixWeight = mixWeight }

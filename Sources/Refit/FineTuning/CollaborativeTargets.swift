@@ -110,6 +110,35 @@ public struct CollaborativeTargets: Sendable, Equatable {
         return CollaborativeTargets(items: items, weights: weights, itemCount: itemCount)
     }
 
+    /// EASE: `c_u = x_u·B` with B the EASE item–item weights (`EASEModel`), for blocks of users on the device; the
+    /// top `targetSize` positive scores over unseen items, renormalised. A stronger collaborative teacher than
+    /// user-kNN: on DiffRec's ML-1M split its ranking beats the pre-trained DiffRec's, where user-kNN's does not.
+    public static func ease(train: CSRMatrix, model: EASEModel, targetSize: Int, backend: any Backend, blockSize: Int = 512) throws -> CollaborativeTargets {
+        let users = train.rowCount, itemCount = train.columnCount
+        let matrix = try DeviceCSR(train, on: backend)
+        let width = min(targetSize, itemCount)
+        var items: [[Int32]] = [], weights: [[Float]] = []
+        for start in stride(from: 0, to: users, by: blockSize) {
+            let rows = min(blockSize, users - start)
+            let userTensor = try backend.tensor((start..<(start + rows)).map { Int32($0) }, shape: [rows])
+            let dense = try backend.makeTensor([rows, itemCount], .float32)
+            backend.densifyRows(matrix, rows: userTensor, into: dense)
+            let scores = try model.scores(dense)
+            let indices = try backend.makeTensor([rows, width], .int32)
+            let values = try backend.makeTensor([rows, width], .float32)
+            backend.topK(scores, k: width, mask: .sparse(matrix, rows: userTensor), indices: indices, values: values)
+            let top = try backend.readInt32s(indices), best = try backend.readFloats(values)
+            for r in 0..<rows {
+                var scores: [Int32: Double] = [:]
+                for j in 0..<width where top[r * width + j] >= 0 { scores[top[r * width + j]] = Double(best[r * width + j]) }
+                let (i, w) = normalisedTop(scores, seen: train.row(start + r), size: targetSize)
+                items.append(i)
+                weights.append(w)
+            }
+        }
+        return CollaborativeTargets(items: items, weights: weights, itemCount: itemCount)
+    }
+
     // MARK: Cache (targets.tsv in the run folder: user index, item index, weight)
 
     public func write(to url: URL) throws {

@@ -89,6 +89,9 @@ public enum FinetuneSession {
                                                     targetSize: settings.targetSize, backend: backend)
         case .itemGraph:
             return CollaborativeTargets.itemGraph(train: dataset.train, targetSize: settings.targetSize)
+        case .ease:
+            let model = try EASEModel(backend: backend, train: dataset.train, lambda: settings.easeLambda)
+            return try CollaborativeTargets.ease(train: dataset.train, model: model, targetSize: settings.targetSize, backend: backend)
         }
     }
 }

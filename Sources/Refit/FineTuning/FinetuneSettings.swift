@@ -24,6 +24,8 @@ public enum NeighborKind: String, Codable, Sendable, CaseIterable {
     case userKNN = "user-knn"
     /// x_u·P with P the row-normalised item–item co-occurrence matrix (zero diagonal): linear in users.
     case itemGraph = "item-graph"
+    /// x_u·B with B the EASE item–item regression weights (closed form, λ = `easeLambda`): O(I²) memory.
+    case ease
 }
 
 /// Which item dimensions of x_{t−1} the policy explores.
@@ -41,6 +43,8 @@ public struct FinetuneSettings: Codable, Sendable, Equatable {
     public var neighbors: NeighborKind = .userKNN
     /// Neighbours per user (user-kNN).
     public var neighborCount = 50
+    /// L2 weight λ of EASE (`--neighbors ease`). 1000 had the best validation Recall@20 of 100–5000 on ML-1M.
+    public var easeLambda: Double = 1000
     /// Entries kept in each user's collaborative target.
     public var targetSize = 100
     /// Softmax temperature τ of the log-likelihood rewards.
@@ -102,6 +106,7 @@ extension FinetuneSettings {
         try check(epochs >= 1, "--epochs must be at least 1")
         try check(temperature > 0, "--temperature must be positive")
         try check(neighborCount >= 1 && targetSize >= 1 && ndcgCutoff >= 1, "--neighbors-k, --target-size and --ndcg-k must be at least 1")
+        try check(easeLambda > 0, "--ease-lambda must be positive")
         try check(mixWeight >= 0 && mixWeight <= 1, "--mix-weight must be in [0, 1]")
         try check(userFraction > 0 && userFraction <= 1, "--user-fraction must be in (0, 1]")
     }

@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+@testable import Refit
+import RefitCompute
+
+/// EASE: the Float64 inverse, the closed form's defining property, and its collaborative targets.
+@Suite struct EASETests {
+    @Test(arguments: [1, 2, 37])
+    func inverseOfSymmetricPositiveDefiniteIsAnInverse(size n: Int) throws {
+        // A = MᵀM + I from a pseudo-random M: symmetric positive definite with a spread of eigenvalues.
+        let m = (0..<(n * n)).map { Double(Philox.normal(seed: 11, index: UInt64($0))) }
+        var a = [Double](repeating: 0, count: n * n)
+        for i in 0..<n { for j in 0..<n { for k in 0..<n { a[i * n + j] += m[k * n + i] * m[k * n + j] } } }
+        for i in 0..<n { a[i * n + i] += 1 }
+        let inverse = try EASEModel.inverseOfSymmetricPositiveDefinite(a, size: n)
+        for i in 0..<n {
+            for j in 0..<n {
+                let product = (0..<n).reduce(0.0) { $0 + a[i * n + $1] * inverse[$1 * n + j] }
+                #expect(abs(product - (i == j ? 1 : 0)) < 1e-9, "(A·A⁻¹)[\(i)][\(j)] = \(product)")
+            }
+        }
+    }
+
+    @Test func inverseRefusesAMatrixThatIsNotPositiveDefinite() {
+        #expect(throws: FinetuneError.self) { try EASEModel.inverseOfSymmetricPositiveDefinite([1, 2, 2, 1], size: 2) }
+    }
+
+    /// B minimises ‖X − XB‖² + λ‖B‖² subject to diag(B) = 0, so (G + λI)(I − B) is diagonal: check that on a small
+    /// matrix, and that scores are x_u·B on the device.
+    @Test func weightsSatisfyTheClosedFormsConditions() throws {
+        let backend = CPUBackend()
+        let rows: [[Int32]] = [[0, 1, 2], [1, 2], [0, 3], [2, 3, 4], [0, 1, 4], [4]]
+        let train = CSRMatrix(columnCount: 5, rows: rows)
+        let lambda = 2.0
+        let model = try EASEModel(backend: backend, train: train, lambda: lambda)
+        let b = try backend.readFloats(model.weights).map(Double.init)
+        let g = EASEModel.regularisedGram(train, lambda: lambda)
+        let n = 5
+        for i in 0..<n {
+            #expect(b[i * n + i] == 0)
+            for j in 0..<n where i != j {
+                let entry = (0..<n).reduce(0.0) { $0 + g[i * n + $1] * ((($1 == j) ? 1 : 0) - b[$1 * n + j]) }
+                #expect(abs(entry) < 1e-5, "((G + λI)(I − B))[\(i)][\(j)] = \(entry)")
+            }
+        }
+        let input = try backend.tensor([1, 0, 0, 1, 0] as [Float], shape: [1, 5])
+        let scores = try backend.readFloats(try model.scores(input))
+        for j in 0..<n { #expect(abs(Double(scores[j]) - (b[0 * n + j] + b[3 * n + j])) < 1e-6) }
+    }
+
+    @Test func targetsAreTheTopPositiveUnseenScoresNormalised() throws {
+        let backend = CPUBackend()
+        let train = CSRMatrix(columnCount: 5, rows: [[0, 1, 2], [1, 2], [0, 3], [2, 3, 4], [0, 1, 4], [4]])
+        let model = try EASEModel(backend: backend, train: train, lambda: 1)
+        let targets = try CollaborativeTargets.ease(train: train, model: model, targetSize: 2, backend: backend, blockSize: 4)
+        let b = try backend.readFloats(model.weights)
+        for u in 0..<train.rowCount {
+            let seen = Set(train.row(u))
+            var scores = [Int32: Double]()
+            for j in 0..<5 where !seen.contains(Int32(j)) { scores[Int32(j)] = train.row(u).reduce(0.0) { $0 + Double(b[Int($1) * 5 + j]) } }
+            let expected = scores.filter { $0.value > 0 }.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }.prefix(2)
+            #expect(targets.items[u] == expected.map(\.key), "user \(u)")
+            #expect(abs(targets.weights[u].reduce(0, +) - (expected.isEmpty ? 0 : 1)) < 1e-6)
+        }
+    }
+}
