@@ -17,6 +17,7 @@ struct RefitCommand: ParsableCommand {
             FinetuneCommand.self,
             AblateCommand.self,
             EvalCommand.self,
+            BaselinesCommand.self,
             RecommendCommand.self,
             ReportCommand.self,
             BenchCommand.self,
