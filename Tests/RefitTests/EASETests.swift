@@ -63,4 +63,33 @@ import RefitCompute
             #expect(abs(targets.weights[u].reduce(0, +) - (expected.isEmpty ? 0 : 1)) < 1e-6)
         }
     }
+
+    @Test func standardisedRowsHaveZeroMeanAndUnitDeviation() {
+        let z = BaselineComparison.standardisedRows([1, 2, 3, 4, 5, 5, 5, 5], columns: 4)
+        let expected = [-3, -1, 1, 3].map { Float(Double($0) / 5.0.squareRoot()) }
+        for j in 0..<4 { #expect(abs(z[j] - expected[j]) < 1e-6) }
+        #expect(Array(z[4...]) == [0, 0, 0, 0])  // a constant row stays 0
+    }
+
+    /// On a tiny trained run: the model's row is its own evaluation, EASE's row is EASE's, and each blend's α is
+    /// one of the weights tried.
+    @Test func comparisonReproducesEachModelsOwnScores() throws {
+        try PretrainTestSupport.withTemporaryFolder { folder in
+            let (runFolder, _, dataset, _) = try CheckpointTests.trainTinyRun(in: folder)
+            let backend = CPUBackend()
+            let run = try TrainedRun(runFolder, backend: backend)
+            var settings = FinetuneSettings()
+            settings.easeLambda = 10
+            let rows = try BaselineComparison.compare(run, settings: settings, backend: backend)
+            #expect(rows.map(\.name).count == 8)
+            let evaluator = try TopKEvaluator(backend: backend, dataset: dataset, batchSize: run.configuration.diffrec.batchSize)
+            let own = try evaluator.evaluate(.test) { _, input in try run.model.scores(input) }
+            let diffRec = rows.first { $0.name.hasPrefix("DiffRec (") }!
+            #expect(abs(diffRec.test.ndcg(at: 20) - own.ndcg(at: 20)) < 1e-9)
+            let ease = try EASEModel(backend: backend, train: dataset.train, lambda: 10)
+            let easeRow = rows.first { $0.name.hasPrefix("EASE") }!
+            #expect(abs(easeRow.valid.ndcg(at: 20) - (try ease.evaluate(.valid, with: evaluator)).ndcg(at: 20)) < 1e-9)
+            for blend in rows where blend.blendWeight != nil { #expect(BaselineComparison.blendWeights.contains(blend.blendWeight!)) }
+        }
+    }
 }
