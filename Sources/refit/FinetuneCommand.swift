@@ -6,6 +6,7 @@ import RefitCompute
 extension RewardKind: ExpressibleByArgument {}
 extension NeighborKind: ExpressibleByArgument {}
 extension ExplorationKind: ExpressibleByArgument {}
+extension Estimator: ExpressibleByArgument {}
 
 /// The ReFiT options shared by `finetune`, `ablate` and `demo`; nil keeps the default.
 struct FinetuneOptions: ParsableArguments {
@@ -35,6 +36,10 @@ struct FinetuneOptions: ParsableArguments {
     var explore: ExplorationKind?
     @Option(help: "Fraction of the noisy steps trained on per update (default: 0.25).")
     var stepFraction: Double?
+    @Option(help: "Gradient estimator: reinforce (G stochastic rollouts per user) or pathwise (backpropagate a log-likelihood reward through the noise-free chain; DiffRec runs) (default: reinforce).")
+    var estimator: Estimator?
+    @Option(help: "Pathwise: reverse steps the gradient flows through, counted from the last; 0 is all (default: 0).")
+    var pathwiseSteps: Int?
     @Option(help: "PPO epochs over each batch of rollouts; 0 is REINFORCE (default: 0).")
     var ppoEpochs: Int?
     @Option(help: "PPO clip range ε (default: 0.2).")
@@ -69,6 +74,8 @@ struct FinetuneOptions: ParsableArguments {
         if let explorationScale { s.explorationScale = explorationScale }
         if let stepFraction { s.stepFraction = stepFraction }
         if let explore { s.exploration = explore }
+        if let estimator { s.estimator = estimator }
+        if let pathwiseSteps { s.pathwiseSteps = pathwiseSteps }
         if let ppoEpochs { s.ppoEpochs = ppoEpochs }
         if let clipRange { s.clipRange = clipRange }
         if let klCoef { s.klCoefficient = klCoef }

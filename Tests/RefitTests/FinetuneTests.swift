@@ -171,6 +171,95 @@ import RefitCompute
         }
     }
 
+    /// The pathwise estimator's gradient, through every reverse step of the noise-free chain and the reward, against
+    /// central finite differences of `−mean_u r(x₀(θ))` (x₀ from `DiffRecModel.scores`, the evaluation's own chain).
+    @Test(arguments: [RewardKind.collabLoglik, .mixed])
+    func pathwiseGradientMatchesFiniteDifferences(rewardKind: RewardKind) throws {
+        let backend = CPUBackend()
+        let data = PretrainTestSupport.tinyDataset(users: 6, items: 12)
+        var diffrec = PretrainTestSupport.tinySettings()
+        diffrec.dims = [6]
+        let model = try DiffRecModel(backend: backend, settings: diffrec, items: 12)
+        let evaluator = try TopKEvaluator(backend: backend, dataset: data, batchSize: 8)
+        var settings = FinetuneSettings()
+        settings.estimator = .pathwise
+        settings.reward = rewardKind
+        settings.temperature = 0.2  // a sharper softmax gives gradients well above Float32 noise
+        settings.neighborCount = 2
+        try settings.validate()
+        let targets = try FinetuneSession.buildTargets(dataset: data, settings: settings, backend: backend)
+        let reward = rewardKind.make(backend: backend, train: data.train, trainOnDevice: evaluator.trainMatrix, targets: targets, settings: settings)
+        let users = [0, 1, 2, 4]
+        try PretrainTestSupport.withTemporaryFolder { folder in
+            let trainer = try ReFiTTrainer(policy: model, reference: nil, reward: reward, dataset: data, evaluator: evaluator,
+                                           run: RunFolder(folder), settings: settings)
+            let b = try trainer.rolloutBuffers(users.count)
+            let rewards = try trainer.pathwiseGradient(users: users, update: 0, buffers: b)
+            let parameters = model.denoiser.parameters
+            let gradients = try backend.readFloats(parameters.gradients)
+            let userTensor = try backend.tensor(users.map { Int32($0) }, shape: [users.count])
+            let rows = RolloutRows(users: users, userTensor: userTensor)
+            func objective() throws -> Double {
+                let x = try backend.makeTensor([users.count, 12], .float32)
+                backend.densifyRows(evaluator.trainMatrix, rows: userTensor, into: x)
+                let r = try reward.rewards(x0: try model.scores(x), rows: rows)
+                return -r.reduce(0, +) / Double(r.count)
+            }
+            #expect(abs(try objective() + rewards.reduce(0, +) / Double(rewards.count)) < 1e-6, "the pathwise chain is not the evaluation's chain")
+            var values = try backend.readFloats(parameters.values)
+            var checked = 0
+            for name in ["out_layers.0.weight", "out_layers.0.bias", "in_layers.0.weight", "in_layers.0.bias", "emb_layer.weight"] {
+                let entry = parameters.entries.first { $0.name == name }!
+                for index in [entry.offset, entry.offset + entry.count / 2, entry.offset + entry.count - 1] {
+                    let original = values[index]
+                    let h: Float = 1e-2
+                    values[index] = original + h
+                    backend.write(values, to: parameters.values)
+                    let up = try objective()
+                    values[index] = original - h
+                    backend.write(values, to: parameters.values)
+                    let down = try objective()
+                    values[index] = original
+                    backend.write(values, to: parameters.values)
+                    let numeric = (up - down) / (2 * Double(h))
+                    let analytic = Double(gradients[index])
+                    if abs(numeric) > 1e-3 { checked += 1 }
+                    #expect(abs(numeric - analytic) <= 0.05 * max(abs(numeric), abs(analytic)) + 2e-4,
+                            "\(name)[\(index - entry.offset)]: finite difference \(numeric) vs gradient \(analytic)")
+                }
+            }
+            #expect(checked >= 5, "too few entries with a measurable gradient: the check would prove little")
+        }
+    }
+
+    /// ∂r/∂x₀ of the log-likelihood rewards against finite differences of the reward itself.
+    @Test func logLikelihoodRewardGradientMatchesFiniteDifferences() throws {
+        let backend = CPUBackend()
+        let data = Self.dataset(train: [[0], [1, 2], []], valid: [[], [], []], test: [[], [], []], items: 5)
+        let targets = CollaborativeTargets(items: [[1, 3], [0], []], weights: [[0.75, 0.25], [1], []], itemCount: 5)
+        var settings = FinetuneSettings()
+        settings.temperature = 0.5
+        for kind in [RewardKind.collabLoglik, .selfLoglik, .mixed] {
+            let reward = kind.make(backend: backend, train: data.train, trainOnDevice: try DeviceCSR(data.train, on: backend),
+                                   targets: targets, settings: settings) as! DifferentiableReward
+            let rows = RolloutRows(users: [0, 1, 2], userTensor: try backend.tensor([0, 1, 2] as [Int32], shape: [3]))
+            var x: [Float] = [0.9, 0.2, -0.1, 0.4, 0.0, 0.3, 0.8, 0.7, -0.5, 0.1, 0.2, 0.6, -0.3, 0.0, 0.5]
+            let gradient = try backend.makeTensor([3, 5], .float32)
+            try reward.gradient(x0: try backend.tensor(x, shape: [3, 5]), rows: rows, into: gradient)
+            let analytic = try backend.readFloats(gradient)
+            for index in x.indices {
+                let original = x[index], h: Float = 1e-2
+                x[index] = original + h
+                let up = try reward.rewards(x0: try backend.tensor(x, shape: [3, 5]), rows: rows)[index / 5]
+                x[index] = original - h
+                let down = try reward.rewards(x0: try backend.tensor(x, shape: [3, 5]), rows: rows)[index / 5]
+                x[index] = original
+                let numeric = (up - down) / (2 * Double(h))
+                #expect(abs(numeric - Double(analytic[index])) < 2e-3, "\(kind) [\(index / 5), \(index % 5)]: \(numeric) vs \(analytic[index])")
+            }
+        }
+    }
+
     /// The same seed replays the same trajectory: bit for bit on one backend; on OpenCL vs the CPU reference the
     /// noise is bit-identical and the states agree to kernel rounding.
     @Test func rolloutsReplayOnBothBackends() throws {

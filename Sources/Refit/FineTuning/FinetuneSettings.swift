@@ -37,6 +37,15 @@ public enum ExplorationKind: String, Codable, Sendable, CaseIterable {
     case targets
 }
 
+/// How the gradient of the expected reward is estimated.
+public enum Estimator: String, Codable, Sendable, CaseIterable {
+    /// Score-function (REINFORCE) gradients from G stochastic rollouts per user, or PPO with `ppoEpochs` (DESIGN §4).
+    case reinforce
+    /// The deterministic policy's gradient: x₀ is a differentiable function of θ along the noise-free chain, so
+    /// `∇θ r(x₀(θ))` is backpropagated through the last `pathwiseSteps` reverse steps. Needs a log-likelihood reward.
+    case pathwise
+}
+
 /// Every setting of a ReFiT fine-tuning run.
 public struct FinetuneSettings: Codable, Sendable, Equatable {
     public var reward: RewardKind = .collabLoglik
@@ -62,6 +71,9 @@ public struct FinetuneSettings: Codable, Sendable, Equatable {
     /// Fraction of the noisy steps trained on per update. A quarter keeps an update about as costly as its
     /// rollouts (each trained step is a forward and a backward pass; a rollout step only a forward).
     public var stepFraction: Double = 0.25
+    public var estimator: Estimator = .reinforce
+    /// Reverse steps the pathwise gradient flows through, counted from the last (0: all of them).
+    public var pathwiseSteps = 0
     /// 0 means REINFORCE (one update per batch of rollouts).
     public var ppoEpochs = 0
     public var clipRange: Float = 0.2
@@ -108,6 +120,13 @@ extension FinetuneSettings {
         try check(neighborCount >= 1 && targetSize >= 1 && ndcgCutoff >= 1, "--neighbors-k, --target-size and --ndcg-k must be at least 1")
         try check(easeLambda > 0, "--ease-lambda must be positive")
         try check(mixWeight >= 0 && mixWeight <= 1, "--mix-weight must be in [0, 1]")
+        try check(pathwiseSteps >= 0, "--pathwise-steps must be 0 (all) or more")
+        if estimator == .pathwise {
+            try check([.collabLoglik, .selfLoglik, .mixed].contains(reward),
+                      "--estimator pathwise is for DiffRec runs with a differentiable reward (collab-loglik, self-loglik or mixed), not \(reward.rawValue)")
+            try check(ppoEpochs == 0 && klCoefficient == 0 && exploration == .all,
+                      "--estimator pathwise follows the noise-free chain: --ppo-epochs, --kl-coef and --explore do not apply")
+        }
         try check(userFraction > 0 && userFraction <= 1, "--user-fraction must be in (0, 1]")
     }
 }

@@ -179,19 +179,13 @@ public final class ReFiTTrainer: ReFiTEpochLoop {
     /// are kept in the buffers' slots. Deterministic given (seed, update).
     func rollout(users: [Int], trained: [Int], update: Int, buffers b: RolloutBuffers) throws -> [Double] {
         let rowsUsers = users.flatMap { Array(repeating: $0, count: settings.rollouts) }
-        backend.write(rowsUsers.map { Int32($0) }, to: b.users)
-        backend.densifyRows(evaluator.trainMatrix, rows: b.users, into: b.state)
+        try startStates(rowsUsers, update: update, buffers: b)
         if let candidates {
             var mask = [Float](repeating: 0, count: b.rows * b.items)
             for (row, user) in rowsUsers.enumerated() { for item in candidates.items[user] { mask[row * b.items + Int(item)] = 1 } }
             backend.write(mask, to: b.explored)
         }
         let diffusion = policy.diffusion
-        if policy.settings.samplingSteps > 0 {
-            backend.fill(b.timesteps, with: Float(policy.settings.samplingSteps - 1))
-            backend.fillNormal(b.noise, seed: settings.seed ^ 0x5354_4152_54, offset: UInt64(update) * UInt64(b.rows * b.items))
-            try diffusion.qSample(b.state, timesteps: b.timesteps, noise: b.noise, into: b.state)
-        }
         let noiseSeed = settings.seed ^ 0x524F_4C4C_4F55_54
         for i in stride(from: steps - 1, through: 0, by: -1) {
             backend.fill(b.timesteps, with: Float(i))
@@ -209,6 +203,67 @@ public final class ReFiTTrainer: ReFiTEpochLoop {
             if let slot { backend.copy(b.state, to: try b.slot(slot).previous) }
         }
         return try reward.rewards(x0: b.state, rows: RolloutRows(users: rowsUsers, userTensor: b.users))
+    }
+
+    /// x_T for each row: the user's training row, q-sampled when the model samples from a noisy start.
+    func startStates(_ rowsUsers: [Int], update: Int, buffers b: RolloutBuffers) throws {
+        backend.write(rowsUsers.map { Int32($0) }, to: b.users)
+        backend.densifyRows(evaluator.trainMatrix, rows: b.users, into: b.state)
+        if policy.settings.samplingSteps > 0 {
+            backend.fill(b.timesteps, with: Float(policy.settings.samplingSteps - 1))
+            backend.fillNormal(b.noise, seed: settings.seed ^ 0x5354_4152_54, offset: UInt64(update) * UInt64(b.rows * b.items))
+            try policy.diffusion.qSample(b.state, timesteps: b.timesteps, noise: b.noise, into: b.state)
+        }
+    }
+
+    /// The pathwise estimator's gradient for one batch, accumulated into the (zeroed) parameter gradients: the noise-
+    /// free chain x_T → x₀ (one row per user; it is deterministic), then `loss = −mean_u r(x₀)` backpropagated
+    /// through the last `window` reverse steps. A step maps x_t to `c1·f(x_t, t) + c2·x_t`, so with g = ∂loss/∂x_{t−1}
+    /// the parameters get f's backward of c1·g and the chain carries `∂loss/∂x_t = J_fᵀ(c1·g) + c2·g`.
+    /// What it stores: x_t at the window's steps (recomputing f there is the price of not keeping activations).
+    func pathwiseGradient(users: [Int], update: Int, buffers b: RolloutBuffers) throws -> [Double] {
+        guard let differentiable = reward as? DifferentiableReward else {
+            throw FinetuneError.invalidSetting("--estimator pathwise needs a differentiable reward, not \(reward.name)")
+        }
+        guard policy.settings.meanType == .x0 else {
+            throw FinetuneError.invalidSetting("--estimator pathwise supports x0-predicting models (this one predicts \(policy.settings.meanType.rawValue))")
+        }
+        let window = settings.pathwiseSteps == 0 ? steps : min(settings.pathwiseSteps, steps)
+        try startStates(users, update: update, buffers: b)
+        for i in stride(from: steps - 1, through: 0, by: -1) {
+            if i < window { backend.copy(b.state, to: try b.slot(i).xt) }
+            try policy.reverseStep(state: b.state, step: i, timesteps: b.timesteps)
+        }
+        let rows = RolloutRows(users: users, userTensor: b.users)
+        let rewards = try reward.rewards(x0: b.state, rows: rows)
+        try differentiable.gradient(x0: b.state, rows: rows, into: b.gradient)
+        backend.scale(b.gradient, by: -1 / Float(b.rows))
+        let schedule = policy.diffusion.schedule
+        policy.denoiser.parameters.zeroGradients()
+        for i in 0..<window {
+            let xt = try b.slot(i).xt
+            backend.fill(b.timesteps, with: Float(i))
+            _ = try policy.denoiser.forward(xt, timesteps: b.timesteps, training: false)
+            backend.fill(b.coefficient, with: Float(schedule.posteriorMeanCoefficient1[i]))
+            backend.combineRows(b.gradient, scaledBy: b.coefficient, b.gradient, scaledBy: b.zeros, into: b.mean)
+            try policy.denoiser.backward(dOutput: b.mean, dInput: b.noise)
+            if i + 1 < window {
+                backend.fill(b.coefficient, with: Float(schedule.posteriorMeanCoefficient2[i]))
+                backend.combineRows(b.noise, scaledBy: b.ones, b.gradient, scaledBy: b.coefficient, into: b.gradient)
+            }
+        }
+        return rewards
+    }
+
+    /// One pathwise update: the gradient above, then AdamW. Logged loss is −mean reward; there is no ratio to clip.
+    func pathwiseUpdate(users: [Int]) throws -> (rewards: [Double], loss: Double, kl: Double, clipFraction: Double) {
+        let parameters = policy.denoiser.parameters
+        let rewards = try pathwiseGradient(users: users, update: state.updates, buffers: try rolloutBuffers(users.count))
+        try parameters.applyAdamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay,
+                                  maxGradientNorm: settings.maxGradientNorm, scratch: scalar)
+        state.updates += 1
+        state.optimizerStep = parameters.step
+        return (rewards, -rewards.reduce(0, +) / Double(rewards.count), 0, 0)
     }
 
     /// Group-normalised advantages `(r − mean_G)/(std_G + 1e-8)`, clipped; with G = 1, normalised over the batch.
@@ -274,6 +329,7 @@ public final class ReFiTTrainer: ReFiTEpochLoop {
 
     /// One batch of users: rollouts, then REINFORCE (or `ppoEpochs` clipped updates) over the stored steps.
     func update(users: [Int]) throws -> (rewards: [Double], loss: Double, kl: Double, clipFraction: Double) {
+        if settings.estimator == .pathwise { return try pathwiseUpdate(users: users) }
         let update = state.updates
         let trained = trainedSteps(update: update)
         let b = try rolloutBuffers(users.count * settings.rollouts)

@@ -16,10 +16,16 @@ public protocol RolloutReward: AnyObject {
     func rewards(x0: Tensor, rows: RolloutRows) throws -> [Double]
 }
 
+/// A reward that is a differentiable function of x₀, for the pathwise estimator.
+public protocol DifferentiableReward: RolloutReward {
+    /// ∂r_r/∂x₀ for every row r of `x0` (R, I), into `gradient` (R, I).
+    func gradient(x0: Tensor, rows: RolloutRows, into gradient: Tensor) throws
+}
+
 /// Log-likelihood rewards `Σ_j w_uj · log softmax(x₀/τ)_j`: a weighted sum of log-softmax entries.
 /// `maskSeen` restricts the softmax to items outside the user's training row (the collaborative reward);
 /// without it the softmax spans every item (the self reward, whose targets are the training items).
-final class LogLikelihoodReward: RolloutReward {
+final class LogLikelihoodReward: DifferentiableReward {
     let name: String
     let backend: any Backend
     let train: DeviceCSR
@@ -40,18 +46,49 @@ final class LogLikelihoodReward: RolloutReward {
 
     func rewards(x0: Tensor, rows: RolloutRows) throws -> [Double] {
         let (r, items) = (x0.rows, x0.columns)
+        let s = try scratch(r, items)
+        try logits(x0, rows: rows, into: s.logits, mask: s.mask, scales: s.scales, penalties: s.penalties)
+        backend.logSoftmaxRows(s.logits, into: s.logits)
+        return try backend.weightedRowSums(s.logits, weights: { targets(rows.users[$0]) }, dense: s.weights, sums: s.sums)
+    }
+
+    /// logits = x₀/τ − 1e9·[seen]: seen items drop out of the softmax's normaliser.
+    private func logits(_ x0: Tensor, rows: RolloutRows, into logits: Tensor, mask: Tensor, scales: Tensor, penalties: Tensor) throws {
+        backend.densifyRows(train, rows: rows.userTensor, into: mask)
+        backend.combineRows(x0, scaledBy: scales, mask, scaledBy: penalties, into: logits)
+    }
+
+    /// ∂r/∂x₀ = (w − (Σw)·softmax(x₀/τ))/τ, and Σw is 1 (or 0 for an empty target). It is built from the one-hot
+    /// cross-entropy kernel: with any target item t of the row, its gradient is softmax − e_t, and adding e_t − w
+    /// gives softmax − w. A row without targets is given target −1, whose gradient is zero.
+    func gradient(x0: Tensor, rows: RolloutRows, into gradient: Tensor) throws {
+        let (r, items) = (x0.rows, x0.columns)
+        let s = try scratch(r, items)
+        try logits(x0, rows: rows, into: s.logits, mask: s.mask, scales: s.scales, penalties: s.penalties)
+        var anchors = [Int32](repeating: -1, count: r)
+        var correction = [Float](repeating: 0, count: r * items)
+        for row in 0..<r {
+            let t = targets(rows.users[row])
+            guard let first = t.items.first else { continue }
+            anchors[row] = first
+            correction[row * items + Int(first)] += 1
+            for (item, weight) in zip(t.items, t.weights) { correction[row * items + Int(item)] -= weight }
+        }
+        let anchorTensor = try backend.tensor(anchors, shape: [r])
+        backend.softmaxCrossEntropy(s.logits, targets: anchorTensor, gradientScale: 1, loss: s.sums, dLogits: gradient)
+        backend.write(correction, to: s.weights)
+        backend.add(gradient, s.weights, into: gradient)
+        backend.scale(gradient, by: -1 / temperature)
+    }
+
+    private func scratch(_ r: Int, _ items: Int) throws -> (mask: Tensor, logits: Tensor, weights: Tensor, scales: Tensor, penalties: Tensor, sums: Tensor) {
         if scratch[r] == nil {
             scratch[r] = (try backend.makeTensor([r, items], .float32), try backend.makeTensor([r, items], .float32),
                           try backend.makeTensor([r, items], .float32), try backend.tensor([Float](repeating: 1 / temperature, count: r), shape: [r]),
                           try backend.tensor([Float](repeating: maskSeen ? -1e9 : 0, count: r), shape: [r]),
                           try backend.makeTensor([r], .float32))
         }
-        let s = scratch[r]!
-        // logits = x₀/τ − 1e9·[seen]: seen items drop out of the softmax's normaliser.
-        backend.densifyRows(train, rows: rows.userTensor, into: s.mask)
-        backend.combineRows(x0, scaledBy: s.scales, s.mask, scaledBy: s.penalties, into: s.logits)
-        backend.logSoftmaxRows(s.logits, into: s.logits)
-        return try backend.weightedRowSums(s.logits, weights: { targets(rows.users[$0]) }, dense: s.weights, sums: s.sums)
+        return scratch[r]!
     }
 }
 
@@ -106,12 +143,13 @@ final class CollaborativeNDCGReward: RolloutReward {
 }
 
 /// α·a + (1 − α)·b.
-final class MixedReward: RolloutReward {
+final class MixedReward: DifferentiableReward {
     let name = RewardKind.mixed.rawValue
-    let first: RolloutReward, second: RolloutReward
+    let first: LogLikelihoodReward, second: LogLikelihoodReward
     let weight: Double
+    private var scratch: [Int: Tensor] = [:]
 
-    init(_ first: RolloutReward, _ second: RolloutReward, weight: Double) {
+    init(_ first: LogLikelihoodReward, _ second: LogLikelihoodReward, weight: Double) {
         self.first = first
         self.second = second
         self.weight = weight
@@ -119,6 +157,14 @@ final class MixedReward: RolloutReward {
 
     func rewards(x0: Tensor, rows: RolloutRows) throws -> [Double] {
         zip(try first.rewards(x0: x0, rows: rows), try second.rewards(x0: x0, rows: rows)).map { weight * $0 + (1 - weight) * $1 }
+    }
+
+    func gradient(x0: Tensor, rows: RolloutRows, into gradient: Tensor) throws {
+        let other = try scratch.reused(x0.rows) { try first.backend.makeTensor([x0.rows, x0.columns], .float32) }
+        try first.gradient(x0: x0, rows: rows, into: gradient)
+        try second.gradient(x0: x0, rows: rows, into: other)
+        first.backend.scale(gradient, by: Float(weight))
+        first.backend.axpy(Float(1 - weight), other, gradient)
     }
 }
 

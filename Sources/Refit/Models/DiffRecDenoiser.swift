@@ -69,6 +69,10 @@ public final class DiffRecDenoiser: @unchecked Sendable {
         let gradients: [Tensor]     // gradient of each layer's output, same shapes as activations[1...]
         let embeddingWeightSlice: Tensor  // (first hidden, E): the columns of in_layers.0.weight that see the embedding
         let embeddingGradient: Tensor     // (B, E)
+        /// (B, I+E): the first layer's whole input gradient, allocated when an input gradient is first asked for.
+        var inputGradient: Tensor?
+        /// Whether the last forward dropped input entries (its input gradient would then need the mask).
+        var droppedOut = false
 
         init(backend: any Backend, architecture a: DiffRecArchitecture, batch: Int) throws {
             let layers = a.layers
@@ -105,6 +109,7 @@ public final class DiffRecDenoiser: @unchecked Sendable {
         b.linearForward(x: w.timeEmbedding, weight: parameters.value("emb_layer.weight"), bias: parameters.value("emb_layer.bias"),
                         activation: .identity, into: w.embedding)
         var input = x
+        w.droppedOut = training && a.dropout > 0
         if training && a.dropout > 0 {
             b.dropout(x, probability: a.dropout, seed: dropoutSeed, offset: dropoutOffset, into: w.droppedInput)
             input = w.droppedInput
@@ -119,8 +124,10 @@ public final class DiffRecDenoiser: @unchecked Sendable {
     }
 
     /// Accumulates parameter gradients given the gradient of the last `forward`'s output (same batch size).
-    /// `dOutput` is consumed (overwritten).
-    public func backward(dOutput: Tensor) throws {
+    /// `dOutput` is consumed (overwritten). With `dInput` (B, I) it also returns the gradient with respect to the
+    /// input rows x (the pathwise estimator chains it through the reverse steps); the forward must then have been
+    /// in inference mode.
+    public func backward(dOutput: Tensor, dInput: Tensor? = nil) throws {
         let b = backend, a = architecture, layers = a.layers
         let w = try workspace(batch: dOutput.rows)
         var dY = dOutput
@@ -131,14 +138,24 @@ public final class DiffRecDenoiser: @unchecked Sendable {
                              dWeight: parameters.gradient("\(layer.name).weight"), dBias: parameters.gradient("\(layer.name).bias"))
             dY = w.gradients[j - 1]
         }
-        // The first layer's input is data except for its last E columns (the time embedding): rather than the full
-        // (B, I+E) input gradient, multiply by a copy of just those E weight columns.
         let first = layers[0]
         let weight = parameters.value("\(first.name).weight")
-        b.linearBackward(x: w.activations[0], weight: weight, y: w.activations[1], activation: first.activation, dY: dY,
-                         dX: nil, dWeight: parameters.gradient("\(first.name).weight"), dBias: parameters.gradient("\(first.name).bias"))
-        b.copyColumns(weight, sourceColumn: a.items, into: w.embeddingWeightSlice, destinationColumn: 0, width: a.embeddingSize)
-        b.matmul(dY, transposeA: false, w.embeddingWeightSlice, transposeB: false, into: w.embeddingGradient, alpha: 1, beta: 0)
+        if let dInput {
+            precondition(!w.droppedOut, "an input gradient needs a forward in inference mode")
+            let full = try w.inputGradient ?? backend.makeTensor([dOutput.rows, first.inputs], .float32)
+            w.inputGradient = full
+            b.linearBackward(x: w.activations[0], weight: weight, y: w.activations[1], activation: first.activation, dY: dY,
+                             dX: full, dWeight: parameters.gradient("\(first.name).weight"), dBias: parameters.gradient("\(first.name).bias"))
+            b.copyColumns(full, sourceColumn: 0, into: dInput, destinationColumn: 0, width: a.items)
+            b.copyColumns(full, sourceColumn: a.items, into: w.embeddingGradient, destinationColumn: 0, width: a.embeddingSize)
+        } else {
+            // The first layer's input is data except for its last E columns (the time embedding): rather than the full
+            // (B, I+E) input gradient, multiply by a copy of just those E weight columns.
+            b.linearBackward(x: w.activations[0], weight: weight, y: w.activations[1], activation: first.activation, dY: dY,
+                             dX: nil, dWeight: parameters.gradient("\(first.name).weight"), dBias: parameters.gradient("\(first.name).bias"))
+            b.copyColumns(weight, sourceColumn: a.items, into: w.embeddingWeightSlice, destinationColumn: 0, width: a.embeddingSize)
+            b.matmul(dY, transposeA: false, w.embeddingWeightSlice, transposeB: false, into: w.embeddingGradient, alpha: 1, beta: 0)
+        }
         b.linearBackward(x: w.timeEmbedding, weight: parameters.value("emb_layer.weight"), y: w.embedding, activation: .identity,
                          dY: w.embeddingGradient, dX: nil, dWeight: parameters.gradient("emb_layer.weight"),
                          dBias: parameters.gradient("emb_layer.bias"))
