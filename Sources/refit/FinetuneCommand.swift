@@ -40,6 +40,8 @@ struct FinetuneOptions: ParsableArguments {
     var estimator: Estimator?
     @Option(help: "Pathwise: reverse steps the gradient flows through, counted from the last; 0 is all (default: 0).")
     var pathwiseSteps: Int?
+    @Option(help: "Pathwise: β of the anchor β·½‖x₀ − x₀_ref‖² to the pre-trained model's output; 0 is none (default: 0).")
+    var anchor: Float?
     @Option(help: "PPO epochs over each batch of rollouts; 0 is REINFORCE (default: 0).")
     var ppoEpochs: Int?
     @Option(help: "PPO clip range ε (default: 0.2).")
@@ -76,6 +78,7 @@ struct FinetuneOptions: ParsableArguments {
         if let explore { s.exploration = explore }
         if let estimator { s.estimator = estimator }
         if let pathwiseSteps { s.pathwiseSteps = pathwiseSteps }
+        if let anchor { s.anchor = anchor }
         if let ppoEpochs { s.ppoEpochs = ppoEpochs }
         if let clipRange { s.clipRange = clipRange }
         if let klCoef { s.klCoefficient = klCoef }

@@ -173,8 +173,9 @@ import RefitCompute
 
     /// The pathwise estimator's gradient, through every reverse step of the noise-free chain and the reward, against
     /// central finite differences of `−mean_u r(x₀(θ))` (x₀ from `DiffRecModel.scores`, the evaluation's own chain).
-    @Test(arguments: [RewardKind.collabLoglik, .mixed])
-    func pathwiseGradientMatchesFiniteDifferences(rewardKind: RewardKind) throws {
+    /// With an anchor, the objective adds `β·mean_u ½‖x₀ − x₀_ref‖²` to a reference model with other weights.
+    @Test(arguments: [(RewardKind.collabLoglik, Float(0)), (.mixed, 0), (.collabLoglik, 3)])
+    func pathwiseGradientMatchesFiniteDifferences(rewardKind: RewardKind, anchor: Float) throws {
         let backend = CPUBackend()
         let data = PretrainTestSupport.tinyDataset(users: 6, items: 12)
         var diffrec = PretrainTestSupport.tinySettings()
@@ -186,15 +187,19 @@ import RefitCompute
         settings.reward = rewardKind
         settings.temperature = 0.2  // a sharper softmax gives gradients well above Float32 noise
         settings.neighborCount = 2
+        settings.anchor = anchor
         try settings.validate()
+        var other = diffrec
+        other.seed += 1
+        let reference = try DiffRecModel(backend: backend, settings: other, items: 12)
         let targets = try FinetuneSession.buildTargets(dataset: data, settings: settings, backend: backend)
         let reward = rewardKind.make(backend: backend, train: data.train, trainOnDevice: evaluator.trainMatrix, targets: targets, settings: settings)
         let users = [0, 1, 2, 4]
         try PretrainTestSupport.withTemporaryFolder { folder in
-            let trainer = try ReFiTTrainer(policy: model, reference: nil, reward: reward, dataset: data, evaluator: evaluator,
+            let trainer = try ReFiTTrainer(policy: model, reference: reference, reward: reward, dataset: data, evaluator: evaluator,
                                            run: RunFolder(folder), settings: settings)
             let b = try trainer.rolloutBuffers(users.count)
-            let rewards = try trainer.pathwiseGradient(users: users, update: 0, buffers: b)
+            let (rewards, distance) = try trainer.pathwiseGradient(users: users, update: 0, buffers: b)
             let parameters = model.denoiser.parameters
             let gradients = try backend.readFloats(parameters.gradients)
             let userTensor = try backend.tensor(users.map { Int32($0) }, shape: [users.count])
@@ -202,10 +207,14 @@ import RefitCompute
             func objective() throws -> Double {
                 let x = try backend.makeTensor([users.count, 12], .float32)
                 backend.densifyRows(evaluator.trainMatrix, rows: userTensor, into: x)
-                let r = try reward.rewards(x0: try model.scores(x), rows: rows)
-                return -r.reduce(0, +) / Double(r.count)
+                let x0 = try backend.readFloats(try model.scores(x))
+                let r = try reward.rewards(x0: try backend.tensor(x0, shape: [users.count, 12]), rows: rows)
+                let ref = try backend.readFloats(try reference.scores(x))
+                let squares = zip(x0, ref).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +)
+                return -r.reduce(0, +) / Double(r.count) + Double(anchor) * squares / 2 / Double(users.count)
             }
-            #expect(abs(try objective() + rewards.reduce(0, +) / Double(rewards.count)) < 1e-6, "the pathwise chain is not the evaluation's chain")
+            let logged = -rewards.reduce(0, +) / Double(rewards.count) + Double(anchor) * distance
+            #expect(abs(try objective() - logged) < 1e-5, "the pathwise chain is not the evaluation's chain")
             var values = try backend.readFloats(parameters.values)
             var checked = 0
             for name in ["out_layers.0.weight", "out_layers.0.bias", "in_layers.0.weight", "in_layers.0.bias", "emb_layer.weight"] {

@@ -45,7 +45,7 @@ public enum FinetuneSession {
         }
         let evaluator = try TopKEvaluator(backend: backend, dataset: dataset, batchSize: base.configuration.diffrec.batchSize)
         let policy = try base.copyModel()
-        let reference = settings.klCoefficient > 0 ? base.model : nil
+        let reference = settings.klCoefficient > 0 || settings.anchor > 0 ? base.model : nil
         let reward = settings.reward.make(backend: backend, train: dataset.train, trainOnDevice: evaluator.trainMatrix,
                                           targets: targets, settings: settings)
         let state = resume ? try ReFiTTrainer.restore(policy: policy, from: out) : nil

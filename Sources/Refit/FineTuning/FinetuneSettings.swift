@@ -74,6 +74,10 @@ public struct FinetuneSettings: Codable, Sendable, Equatable {
     public var estimator: Estimator = .reinforce
     /// Reverse steps the pathwise gradient flows through, counted from the last (0: all of them).
     public var pathwiseSteps = 0
+    /// Pathwise: β of the anchor `β·½‖x₀ − x₀_ref‖²` to the frozen pre-trained model's output (0: none). Its optimum
+    /// is about `x₀_ref + ∇r/β`: the pre-trained scores plus a step towards the reward's targets, the blend that
+    /// `refit baselines` measures.
+    public var anchor: Float = 0
     /// 0 means REINFORCE (one update per batch of rollouts).
     public var ppoEpochs = 0
     public var clipRange: Float = 0.2
@@ -121,6 +125,8 @@ extension FinetuneSettings {
         try check(easeLambda > 0, "--ease-lambda must be positive")
         try check(mixWeight >= 0 && mixWeight <= 1, "--mix-weight must be in [0, 1]")
         try check(pathwiseSteps >= 0, "--pathwise-steps must be 0 (all) or more")
+        try check(anchor >= 0, "--anchor must be non-negative")
+        try check(anchor == 0 || estimator == .pathwise, "--anchor applies to --estimator pathwise (REINFORCE has --kl-coef)")
         if estimator == .pathwise {
             try check([.collabLoglik, .selfLoglik, .mixed].contains(reward),
                       "--estimator pathwise is for DiffRec runs with a differentiable reward (collab-loglik, self-loglik or mixed), not \(reward.rawValue)")

@@ -221,7 +221,8 @@ public final class ReFiTTrainer: ReFiTEpochLoop {
     /// through the last `window` reverse steps. A step maps x_t to `c1·f(x_t, t) + c2·x_t`, so with g = ∂loss/∂x_{t−1}
     /// the parameters get f's backward of c1·g and the chain carries `∂loss/∂x_t = J_fᵀ(c1·g) + c2·g`.
     /// What it stores: x_t at the window's steps (recomputing f there is the price of not keeping activations).
-    func pathwiseGradient(users: [Int], update: Int, buffers b: RolloutBuffers) throws -> [Double] {
+    /// Returns the rewards and the anchor distance mean_u ½‖x₀ − x₀_ref‖² (0 without an anchor).
+    func pathwiseGradient(users: [Int], update: Int, buffers b: RolloutBuffers) throws -> (rewards: [Double], anchorDistance: Double) {
         guard let differentiable = reward as? DifferentiableReward else {
             throw FinetuneError.invalidSetting("--estimator pathwise needs a differentiable reward, not \(reward.name)")
         }
@@ -230,6 +231,12 @@ public final class ReFiTTrainer: ReFiTEpochLoop {
         }
         let window = settings.pathwiseSteps == 0 ? steps : min(settings.pathwiseSteps, steps)
         try startStates(users, update: update, buffers: b)
+        let anchored = settings.anchor > 0
+        if anchored {
+            guard let reference else { preconditionFailure("an anchored pathwise trainer needs the reference model") }
+            backend.copy(b.state, to: b.meanReference)
+            for i in stride(from: steps - 1, through: 0, by: -1) { try reference.reverseStep(state: b.meanReference, step: i, timesteps: b.timesteps) }
+        }
         for i in stride(from: steps - 1, through: 0, by: -1) {
             if i < window { backend.copy(b.state, to: try b.slot(i).xt) }
             try policy.reverseStep(state: b.state, step: i, timesteps: b.timesteps)
@@ -237,6 +244,15 @@ public final class ReFiTTrainer: ReFiTEpochLoop {
         let rows = RolloutRows(users: users, userTensor: b.users)
         let rewards = try reward.rewards(x0: b.state, rows: rows)
         try differentiable.gradient(x0: b.state, rows: rows, into: b.gradient)
+        var anchorDistance = 0.0
+        if anchored {
+            // x₀ − x₀_ref into b.meanReference; the anchor adds β·(x₀ − x₀_ref) to −∂r/∂x₀.
+            backend.fill(b.coefficient, with: -1)
+            backend.combineRows(b.state, scaledBy: b.ones, b.meanReference, scaledBy: b.coefficient, into: b.meanReference)
+            backend.sumOfSquares(b.meanReference, into: scalar)
+            anchorDistance = Double(try backend.readScalar(scalar)) / 2 / Double(b.rows)
+            backend.axpy(-settings.anchor, b.meanReference, b.gradient)
+        }
         backend.scale(b.gradient, by: -1 / Float(b.rows))
         let schedule = policy.diffusion.schedule
         policy.denoiser.parameters.zeroGradients()
@@ -252,18 +268,19 @@ public final class ReFiTTrainer: ReFiTEpochLoop {
                 backend.combineRows(b.noise, scaledBy: b.ones, b.gradient, scaledBy: b.coefficient, into: b.gradient)
             }
         }
-        return rewards
+        return (rewards, anchorDistance)
     }
 
-    /// One pathwise update: the gradient above, then AdamW. Logged loss is −mean reward; there is no ratio to clip.
+    /// One pathwise update: the gradient above, then AdamW. The logged loss is −mean reward plus the anchor term, and
+    /// the KL column holds the anchor distance mean_u ½‖x₀ − x₀_ref‖²; there is no ratio to clip.
     func pathwiseUpdate(users: [Int]) throws -> (rewards: [Double], loss: Double, kl: Double, clipFraction: Double) {
         let parameters = policy.denoiser.parameters
-        let rewards = try pathwiseGradient(users: users, update: state.updates, buffers: try rolloutBuffers(users.count))
+        let (rewards, distance) = try pathwiseGradient(users: users, update: state.updates, buffers: try rolloutBuffers(users.count))
         try parameters.applyAdamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay,
                                   maxGradientNorm: settings.maxGradientNorm, scratch: scalar)
         state.updates += 1
         state.optimizerStep = parameters.step
-        return (rewards, -rewards.reduce(0, +) / Double(rewards.count), 0, 0)
+        return (rewards, -rewards.reduce(0, +) / Double(rewards.count) + Double(settings.anchor) * distance, distance, 0)
     }
 
     /// Group-normalised advantages `(r − mean_G)/(std_G + 1e-8)`, clipped; with G = 1, normalised over the batch.
