@@ -301,6 +301,20 @@ import RefitCompute
         }
     }
 
+    /// A config.json written before a setting existed still decodes; the missing setting takes its default.
+    @Test func settingsMissingFromAnOlderConfigTakeTheirDefaults() throws {
+        var settings = FinetuneSettings()
+        settings.learningRate = 3e-4
+        settings.estimator = .pathwise
+        var object = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(settings)) as! [String: Any]
+        object.removeValue(forKey: "estimator")
+        object.removeValue(forKey: "easeLambda")
+        let decoded = try JSONDecoder().decode(FinetuneSettings.self, from: try JSONSerialization.data(withJSONObject: object))
+        #expect(decoded.learningRate == 3e-4)
+        #expect(decoded.estimator == .reinforce && decoded.easeLambda == FinetuneSettings().easeLambda)
+        #expect(try JSONDecoder().decode(FinetuneSettings.self, from: try JSONEncoder().encode(settings)) == settings)
+    }
+
     @Test func advantagesAreGroupNormalisedAndClipped() {
         let a = ReFiTTrainer.advantages([1, 3, 10, 10], groupSize: 2, clip: 5)
         #expect(abs(a[0] + 1) < 1e-6 && abs(a[1] - 1) < 1e-6)

@@ -93,6 +93,42 @@ public struct FinetuneSettings: Codable, Sendable, Equatable {
 
     public init() {}
 
+    /// Keys missing from a saved config.json (written before the setting existed) take today's default, so older
+    /// run folders stay readable.
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = FinetuneSettings()
+        func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
+            try container.decodeIfPresent(T.self, forKey: key) ?? fallback
+        }
+        reward = try value(.reward, defaults.reward)
+        neighbors = try value(.neighbors, defaults.neighbors)
+        neighborCount = try value(.neighborCount, defaults.neighborCount)
+        easeLambda = try value(.easeLambda, defaults.easeLambda)
+        targetSize = try value(.targetSize, defaults.targetSize)
+        temperature = try value(.temperature, defaults.temperature)
+        ndcgCutoff = try value(.ndcgCutoff, defaults.ndcgCutoff)
+        mixWeight = try value(.mixWeight, defaults.mixWeight)
+        rollouts = try value(.rollouts, defaults.rollouts)
+        usersPerBatch = try value(.usersPerBatch, defaults.usersPerBatch)
+        explorationScale = try value(.explorationScale, defaults.explorationScale)
+        exploration = try value(.exploration, defaults.exploration)
+        stepFraction = try value(.stepFraction, defaults.stepFraction)
+        estimator = try value(.estimator, defaults.estimator)
+        pathwiseSteps = try value(.pathwiseSteps, defaults.pathwiseSteps)
+        anchor = try value(.anchor, defaults.anchor)
+        ppoEpochs = try value(.ppoEpochs, defaults.ppoEpochs)
+        clipRange = try value(.clipRange, defaults.clipRange)
+        klCoefficient = try value(.klCoefficient, defaults.klCoefficient)
+        learningRate = try value(.learningRate, defaults.learningRate)
+        weightDecay = try value(.weightDecay, defaults.weightDecay)
+        maxGradientNorm = try value(.maxGradientNorm, defaults.maxGradientNorm)
+        advantageClip = try value(.advantageClip, defaults.advantageClip)
+        epochs = try value(.epochs, defaults.epochs)
+        userFraction = try value(.userFraction, defaults.userFraction)
+        seed = try value(.seed, defaults.seed)
+    }
+
     /// The defaults for DreamRec runs: the seq-loglik reward, lr 3e-5 and 64 users per update. Chosen on
     /// validation: on ML-1M (3 seeds, 10 epochs) lr 3e-5 reached validation NDCG@20 0.0995 ± 0.0053 against
     /// 0.0954 ± 0.0025 for 1e-4; on ML-100K lr 3e-4 did worse than 1e-4 (the reward rose faster, the ranking less).
