@@ -15,15 +15,16 @@ struct DemoCommand: ParsableCommand {
     @Flag(help: "Print only the final table.")
     var quiet = false
 
-    /// The demo's fine-tuning settings, chosen on the demo's validation split among the variants the README lists
-    /// (rank-based reward with wide exploration: the smooth log-likelihood rewards lowered validation here).
+    /// The demo's fine-tuning settings, chosen on the demo's validation split: the pathwise estimator with the
+    /// default collab-loglik reward, anchored to the pre-trained output (β 0.1), lr 3e-5. REINFORCE moved nothing
+    /// here (every variant the README lists kept epoch 0 or lost on test); this gains a little on validation and
+    /// test NDCG@20 for fine-tuning seeds 1, 2 and 3 (README, "Fine-tuning").
     static var finetuneSettings: FinetuneSettings {
         var s = FinetuneSettings()
-        s.reward = .collabNDCG
-        s.explorationScale = 30
-        s.learningRate = 1e-4
-        s.epochs = 2
-        s.userFraction = 0.5
+        s.estimator = .pathwise
+        s.anchor = 0.1
+        s.learningRate = 3e-5
+        s.epochs = 3
         return s
     }
 
