@@ -56,6 +56,33 @@ import RefitCompute
         #expect(abs(rewards[1] - second) < 1e-5, "\(rewards[1]) vs \(second)")
     }
 
+    /// collab-lift = collab-loglik − the log-likelihood of the population's mean target over the user's unseen items.
+    @Test func collaborativeLiftOnHandExample() throws {
+        let backend = CPUBackend()
+        let data = Self.dataset(train: [[0], [1, 2]], valid: [[], []], test: [[], []], items: 4)
+        let targets = CollaborativeTargets(items: [[1, 2], [0]], weights: [[0.75, 0.25], [1]], itemCount: 4)
+        var settings = FinetuneSettings()
+        settings.temperature = 0.5
+        let reward = RewardKind.collabLift.make(backend: backend, train: data.train, trainOnDevice: try DeviceCSR(data.train, on: backend),
+                                                targets: targets, settings: settings)
+        let x0: [Float] = [0.9, 0.2, -0.1, 0.4, 0.3, 0.8, 0.7, -0.5]
+        let rewards = try reward.rewards(x0: try backend.tensor(x0, shape: [2, 4]),
+                                         rows: RolloutRows(users: [0, 1], userTensor: try backend.tensor([0, 1] as [Int32], shape: [2])))
+        // Population mean w̄ = (0.5, 0.375, 0.125, 0). User 0 (seen {0}): w̄ over {1, 2} renormalised = (0.75, 0.25),
+        // equal to its own target, so its lift is 0. User 1 (seen {1, 2}): w̄ over {0} = 1, its own target: lift 0 too.
+        #expect(abs(rewards[0]) < 1e-6 && abs(rewards[1]) < 1e-6, "\(rewards)")
+        // A user whose target differs from the population's: u0 with target item 3 only.
+        let other = CollaborativeTargets(items: [[3], [0]], weights: [[1], [1]], itemCount: 4)
+        let lift = RewardKind.collabLift.make(backend: backend, train: data.train, trainOnDevice: try DeviceCSR(data.train, on: backend),
+                                              targets: other, settings: settings)
+        let r = try lift.rewards(x0: try backend.tensor(x0, shape: [2, 4]),
+                                 rows: RolloutRows(users: [0, 1], userTensor: try backend.tensor([0, 1] as [Int32], shape: [2])))
+        // w̄ = (0.5, 0, 0, 0.5); over u0's unseen {1, 2, 3}: item 3 only → lift = log p₃ − log p₃ = 0; u1 (unseen {0, 3}):
+        // w̄' = (0.5, 0.5) over {0, 3}, own (1, 0): lift = 0.5·(x₀ − x₃)/τ = 0.5·(0.3 + 0.5)/0.5.
+        #expect(abs(r[0]) < 1e-6)
+        #expect(abs(r[1] - 0.8) < 1e-5, "\(r[1])")
+    }
+
     @Test func collaborativeNDCGOnHandExample() throws {
         let backend = CPUBackend()
         let data = Self.dataset(train: [[0]], valid: [[]], test: [[]], items: 5)
@@ -174,7 +201,7 @@ import RefitCompute
     /// The pathwise estimator's gradient, through every reverse step of the noise-free chain and the reward, against
     /// central finite differences of `−mean_u r(x₀(θ))` (x₀ from `DiffRecModel.scores`, the evaluation's own chain).
     /// With an anchor, the objective adds `β·mean_u ½‖x₀ − x₀_ref‖²` to a reference model with other weights.
-    @Test(arguments: [(RewardKind.collabLoglik, Float(0)), (.mixed, 0), (.collabLoglik, 3)])
+    @Test(arguments: [(RewardKind.collabLoglik, Float(0)), (.mixed, 0), (.collabLoglik, 3), (.collabLift, 0)])
     func pathwiseGradientMatchesFiniteDifferences(rewardKind: RewardKind, anchor: Float) throws {
         let backend = CPUBackend()
         let data = PretrainTestSupport.tinyDataset(users: 6, items: 12)
@@ -248,7 +275,7 @@ import RefitCompute
         let targets = CollaborativeTargets(items: [[1, 3], [0], []], weights: [[0.75, 0.25], [1], []], itemCount: 5)
         var settings = FinetuneSettings()
         settings.temperature = 0.5
-        for kind in [RewardKind.collabLoglik, .selfLoglik, .mixed] {
+        for kind in [RewardKind.collabLoglik, .collabLift, .selfLoglik, .mixed] {
             let reward = kind.make(backend: backend, train: data.train, trainOnDevice: try DeviceCSR(data.train, on: backend),
                                    targets: targets, settings: settings) as! DifferentiableReward
             let rows = RolloutRows(users: [0, 1, 2], userTensor: try backend.tensor([0, 1, 2] as [Int32], shape: [3]))

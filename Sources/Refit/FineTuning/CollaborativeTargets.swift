@@ -139,6 +139,27 @@ public struct CollaborativeTargets: Sendable, Equatable {
         return CollaborativeTargets(items: items, weights: weights, itemCount: itemCount)
     }
 
+    /// w̄: the mean target over all users, dense over the items.
+    func populationMean() -> [Double] {
+        var mean = [Double](repeating: 0, count: itemCount)
+        for (row, w) in zip(items, weights) { for (i, x) in zip(row, w) { mean[Int(i)] += Double(x) } }
+        return mean.map { $0 / Double(max(items.count, 1)) }
+    }
+
+    /// The lift targets of `user`: w_u − w̄_u, with w̄_u the population mean restricted to the user's unseen items and
+    /// renormalised to sum 1, so the weights sum to 0. Empty when the user has no target.
+    func lift(user: Int, population: [Double], seen: ArraySlice<Int32>) -> (items: ArraySlice<Int32>, weights: [Float]) {
+        guard !items[user].isEmpty else { return ([], []) }
+        let seenSet = Set(seen)
+        var weight = [Int32: Double]()
+        var total = 0.0
+        for (i, w) in population.enumerated() where w > 0 && !seenSet.contains(Int32(i)) { weight[Int32(i)] = -w; total += w }
+        if total > 0 { for key in weight.keys { weight[key]! /= total } }
+        for (i, w) in zip(items[user], weights[user]) { weight[i, default: 0] += Double(w) }
+        let keys = weight.keys.sorted()
+        return (keys[...], keys.map { Float(weight[$0]!) })
+    }
+
     // MARK: Cache (targets.tsv in the run folder: user index, item index, weight)
 
     public func write(to url: URL) throws {

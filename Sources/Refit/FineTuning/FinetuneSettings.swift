@@ -4,6 +4,10 @@ public enum RewardKind: String, Codable, Sendable, CaseIterable {
     case collabLoglik = "collab-loglik"
     /// NDCG@K of x₀'s top unseen items against the graded collaborative target.
     case collabNDCG = "collab-ndcg"
+    /// collab-loglik minus the log-likelihood of the population's mean target (over the same unseen items,
+    /// renormalised): it rewards what is personal in a user's target and not what every target shares (popularity).
+    /// The softmax normalisers cancel, so it is linear in x₀: `Σ_j (w_uj − w̄_uj)·x₀_j/τ`.
+    case collabLift = "collab-lift"
     /// The naive design: the log-likelihood of the user's own training items.
     case selfLoglik = "self-loglik"
     /// α·self + (1 − α)·collab.
@@ -164,8 +168,8 @@ extension FinetuneSettings {
         try check(anchor >= 0, "--anchor must be non-negative")
         try check(anchor == 0 || estimator == .pathwise, "--anchor applies to --estimator pathwise (REINFORCE has --kl-coef)")
         if estimator == .pathwise {
-            try check([.collabLoglik, .selfLoglik, .mixed].contains(reward),
-                      "--estimator pathwise is for DiffRec runs with a differentiable reward (collab-loglik, self-loglik or mixed), not \(reward.rawValue)")
+            try check([.collabLoglik, .collabLift, .selfLoglik, .mixed].contains(reward),
+                      "--estimator pathwise is for DiffRec runs with a differentiable reward (collab-loglik, collab-lift, self-loglik or mixed), not \(reward.rawValue)")
             try check(ppoEpochs == 0 && klCoefficient == 0 && exploration == .all,
                       "--estimator pathwise follows the noise-free chain: --ppo-epochs, --kl-coef and --explore do not apply")
         }

@@ -58,9 +58,10 @@ final class LogLikelihoodReward: DifferentiableReward {
         backend.combineRows(x0, scaledBy: scales, mask, scaledBy: penalties, into: logits)
     }
 
-    /// ∂r/∂x₀ = (w − (Σw)·softmax(x₀/τ))/τ, and Σw is 1 (or 0 for an empty target). It is built from the one-hot
-    /// cross-entropy kernel: with any target item t of the row, its gradient is softmax − e_t, and adding e_t − w
-    /// gives softmax − w. A row without targets is given target −1, whose gradient is zero.
+    /// ∂r/∂x₀ = (w − (Σw)·softmax(x₀/τ))/τ, where Σw is 1 (a target distribution) or 0 (an empty target, or the
+    /// lift's difference of two distributions). For Σw = 1 it is built from the one-hot cross-entropy kernel: with any
+    /// target item t of the row, its gradient is softmax − e_t, and adding e_t − w gives softmax − w. A row with
+    /// Σw = 0 is given target −1, whose cross-entropy gradient is zero, leaving −w.
     func gradient(x0: Tensor, rows: RolloutRows, into gradient: Tensor) throws {
         let (r, items) = (x0.rows, x0.columns)
         let s = try scratch(r, items)
@@ -69,10 +70,12 @@ final class LogLikelihoodReward: DifferentiableReward {
         var correction = [Float](repeating: 0, count: r * items)
         for row in 0..<r {
             let t = targets(rows.users[row])
-            guard let first = t.items.first else { continue }
+            for (item, weight) in zip(t.items, t.weights) { correction[row * items + Int(item)] -= weight }
+            let total = t.weights.reduce(0, +)
+            precondition(abs(total) < 1e-3 || abs(total - 1) < 1e-3, "log-likelihood targets must sum to 1 or 0, not \(total)")
+            guard abs(total - 1) < 1e-3, let first = t.items.first else { continue }
             anchors[row] = first
             correction[row * items + Int(first)] += 1
-            for (item, weight) in zip(t.items, t.weights) { correction[row * items + Int(item)] -= weight }
         }
         let anchorTensor = try backend.tensor(anchors, shape: [r])
         backend.softmaxCrossEntropy(s.logits, targets: anchorTensor, gradientScale: 1, loss: s.sums, dLogits: gradient)
@@ -183,6 +186,10 @@ extension RewardKind {
         }
         switch self {
         case .collabLoglik: return collab
+        case .collabLift:
+            let population = targets.populationMean()
+            return LogLikelihoodReward(name: rawValue, backend: backend, train: trainOnDevice, temperature: settings.temperature,
+                                       maskSeen: true) { user in targets.lift(user: user, population: population, seen: train.row(user)) }
         case .selfLoglik: return selfReward
         case .collabNDCG: return CollaborativeNDCGReward(backend: backend, train: trainOnDevice, targets: targets, cutoff: settings.ndcgCutoff)
         case .mixed: return MixedReward(selfReward, collab, weight: Double(settings.mixWeight))
