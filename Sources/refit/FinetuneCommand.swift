@@ -10,7 +10,7 @@ extension Estimator: ExpressibleByArgument {}
 
 /// The ReFiT options shared by `finetune`, `ablate` and `demo`; nil keeps the default.
 struct FinetuneOptions: ParsableArguments {
-    @Option(help: "Reward. DiffRec runs: collab-loglik, collab-ndcg, self-loglik or mixed (default: collab-loglik). DreamRec runs: seq-loglik or seq-collab (default: seq-loglik).")
+    @Option(help: "Reward. DiffRec runs: collab-loglik, collab-lift (collab-loglik without the popularity direction), collab-ndcg, self-loglik or mixed (default: collab-loglik). DreamRec runs: seq-loglik or seq-collab (default: seq-loglik).")
     var reward: RewardKind?
     @Option(help: "Collaborative targets from: user-knn, item-graph, or ease (an item–item regression; default: user-knn).")
     var neighbors: NeighborKind?
