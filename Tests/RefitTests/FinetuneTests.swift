@@ -179,17 +179,7 @@ import RefitCompute
             for name in ["out_layers.0.weight", "in_layers.0.bias", "emb_layer.weight"] {
                 let entry = parameters.entries.first { $0.name == name }!
                 for index in [entry.offset, entry.offset + entry.count / 2] {
-                    let original = values[index]
-                    let h: Float = 1e-2
-                    values[index] = original + h
-                    backend.write(values, to: parameters.values)
-                    let up = try objective()
-                    values[index] = original - h
-                    backend.write(values, to: parameters.values)
-                    let down = try objective()
-                    values[index] = original
-                    backend.write(values, to: parameters.values)
-                    let numeric = (up - down) / (2 * Double(h))
+                    let numeric = try centralDifference(of: objective, at: index, in: &values, parameters: parameters)
                     let analytic = Double(gradients[index])
                     #expect(abs(numeric - analytic) <= 0.05 * max(abs(numeric), abs(analytic)) + 1e-3,
                             "\(name)[\(index - entry.offset)]: finite difference \(numeric) vs gradient \(analytic)")
@@ -247,17 +237,7 @@ import RefitCompute
             for name in ["out_layers.0.weight", "out_layers.0.bias", "in_layers.0.weight", "in_layers.0.bias", "emb_layer.weight"] {
                 let entry = parameters.entries.first { $0.name == name }!
                 for index in [entry.offset, entry.offset + entry.count / 2, entry.offset + entry.count - 1] {
-                    let original = values[index]
-                    let h: Float = 1e-2
-                    values[index] = original + h
-                    backend.write(values, to: parameters.values)
-                    let up = try objective()
-                    values[index] = original - h
-                    backend.write(values, to: parameters.values)
-                    let down = try objective()
-                    values[index] = original
-                    backend.write(values, to: parameters.values)
-                    let numeric = (up - down) / (2 * Double(h))
+                    let numeric = try centralDifference(of: objective, at: index, in: &values, parameters: parameters)
                     let analytic = Double(gradients[index])
                     if abs(numeric) > 1e-3 { checked += 1 }
                     #expect(abs(numeric - analytic) <= 0.05 * max(abs(numeric), abs(analytic)) + 2e-4,
@@ -378,6 +358,22 @@ import RefitCompute
             #expect(after >= before * 0.95, "validation Recall@20 fell from \(before) to \(after)")
         }
     }
+}
+
+/// (f(θ + h·e_i) − f(θ − h·e_i)) / 2h for parameter entry i, with h = 1e-2; `values` (the host copy of the
+/// parameters) and the device copy are restored afterwards.
+private func centralDifference(of objective: () throws -> Double, at index: Int, in values: inout [Float],
+                               parameters: ParameterStore) throws -> Double {
+    let original = values[index], h: Float = 1e-2
+    values[index] = original + h
+    parameters.backend.write(values, to: parameters.values)
+    let up = try objective()
+    values[index] = original - h
+    parameters.backend.write(values, to: parameters.values)
+    let down = try objective()
+    values[index] = original
+    parameters.backend.write(values, to: parameters.values)
+    return (up - down) / (2 * Double(h))
 }
 
 private func randomRow(_ count: Int, seed: UInt64) -> [Float] {
