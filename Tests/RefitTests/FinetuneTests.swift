@@ -12,6 +12,18 @@ import RefitCompute
                            itemIDs: (0..<items).map { "i\($0)" }, source: "hand-made", format: .auto)
     }
 
+    /// The rewards of `kind` (τ = 0.5, CPU reference) for x₀'s rows, row r belonging to user r.
+    static func rewards(_ kind: RewardKind, data: InteractionDataset, targets: CollaborativeTargets, x0: [Float]) throws -> [Double] {
+        let backend = CPUBackend()
+        var settings = FinetuneSettings()
+        settings.temperature = 0.5
+        let reward = kind.make(backend: backend, train: data.train, trainOnDevice: try DeviceCSR(data.train, on: backend),
+                               targets: targets, settings: settings)
+        let users = x0.count / data.itemCount
+        return try reward.rewards(x0: try backend.tensor(x0, shape: [users, data.itemCount]),
+                                  rows: RolloutRows(users: Array(0..<users), userTensor: try backend.tensor((0..<users).map { Int32($0) }, shape: [users])))
+    }
+
     @Test func userKNNTargetOnHandExample() throws {
         // cos(u0, u1) = 2/√6, cos(u0, u2) = 0: with k = 1, u0's target is u1's one item u0 has not seen.
         let data = Self.dataset(train: [[0, 1], [0, 1, 2], [3]], valid: [[], [], []], test: [[], [], []], items: 4)
@@ -35,16 +47,9 @@ import RefitCompute
     }
 
     @Test func collaborativeLogLikelihoodOnHandExample() throws {
-        let backend = CPUBackend()
         let data = Self.dataset(train: [[0], [1, 2]], valid: [[], []], test: [[], []], items: 4)
         let targets = CollaborativeTargets(items: [[1, 2], [0]], weights: [[0.75, 0.25], [1]], itemCount: 4)
-        var settings = FinetuneSettings()
-        settings.temperature = 0.5
-        let reward = RewardKind.collabLoglik.make(backend: backend, train: data.train, trainOnDevice: try DeviceCSR(data.train, on: backend),
-                                                  targets: targets, settings: settings)
-        let x0: [Float] = [0.9, 0.2, -0.1, 0.4, 0.3, 0.8, 0.7, -0.5]
-        let rewards = try reward.rewards(x0: try backend.tensor(x0, shape: [2, 4]),
-                                         rows: RolloutRows(users: [0, 1], userTensor: try backend.tensor([0, 1] as [Int32], shape: [2])))
+        let rewards = try Self.rewards(.collabLoglik, data: data, targets: targets, x0: [0.9, 0.2, -0.1, 0.4, 0.3, 0.8, 0.7, -0.5])
         // By hand: the softmax of x/τ over the unseen items only.
         func expected(_ row: [Double], unseen: [Int], target: [(Int, Double)]) -> Double {
             let logZ = log(unseen.map { exp(row[$0] / 0.5) }.reduce(0, +))
@@ -58,25 +63,16 @@ import RefitCompute
 
     /// collab-lift = collab-loglik − the log-likelihood of the population's mean target over the user's unseen items.
     @Test func collaborativeLiftOnHandExample() throws {
-        let backend = CPUBackend()
         let data = Self.dataset(train: [[0], [1, 2]], valid: [[], []], test: [[], []], items: 4)
         let targets = CollaborativeTargets(items: [[1, 2], [0]], weights: [[0.75, 0.25], [1]], itemCount: 4)
-        var settings = FinetuneSettings()
-        settings.temperature = 0.5
-        let reward = RewardKind.collabLift.make(backend: backend, train: data.train, trainOnDevice: try DeviceCSR(data.train, on: backend),
-                                                targets: targets, settings: settings)
         let x0: [Float] = [0.9, 0.2, -0.1, 0.4, 0.3, 0.8, 0.7, -0.5]
-        let rewards = try reward.rewards(x0: try backend.tensor(x0, shape: [2, 4]),
-                                         rows: RolloutRows(users: [0, 1], userTensor: try backend.tensor([0, 1] as [Int32], shape: [2])))
+        let rewards = try Self.rewards(.collabLift, data: data, targets: targets, x0: x0)
         // Population mean w̄ = (0.5, 0.375, 0.125, 0). User 0 (seen {0}): w̄ over {1, 2} renormalised = (0.75, 0.25),
         // equal to its own target, so its lift is 0. User 1 (seen {1, 2}): w̄ over {0} = 1, its own target: lift 0 too.
         #expect(abs(rewards[0]) < 1e-6 && abs(rewards[1]) < 1e-6, "\(rewards)")
         // A user whose target differs from the population's: u0 with target item 3 only.
         let other = CollaborativeTargets(items: [[3], [0]], weights: [[1], [1]], itemCount: 4)
-        let lift = RewardKind.collabLift.make(backend: backend, train: data.train, trainOnDevice: try DeviceCSR(data.train, on: backend),
-                                              targets: other, settings: settings)
-        let r = try lift.rewards(x0: try backend.tensor(x0, shape: [2, 4]),
-                                 rows: RolloutRows(users: [0, 1], userTensor: try backend.tensor([0, 1] as [Int32], shape: [2])))
+        let r = try Self.rewards(.collabLift, data: data, targets: other, x0: x0)
         // w̄ = (0.5, 0, 0, 0.5); over u0's unseen {1, 2, 3}: item 3 only → lift = log p₃ − log p₃ = 0; u1 (unseen {0, 3}):
         // w̄' = (0.5, 0.5) over {0, 3}, own (1, 0): lift = 0.5·(x₀ − x₃)/τ = 0.5·(0.3 + 0.5)/0.5.
         #expect(abs(r[0]) < 1e-6)
@@ -143,16 +139,21 @@ import RefitCompute
         #expect(abs(Double(try backend.readScalar(logp)) - exact) < 1e-3)
     }
 
-    /// The gradient that `update` descends, for one stored step, against central finite differences of
-    /// `Σ_r g_r·log π_θ(x_{t−1}|x_t)` on a tiny denoiser (Float32, so a loose but meaningful tolerance).
-    @Test(arguments: ExplorationKind.allCases)
-    func policyGradientMatchesFiniteDifferences(exploration: ExplorationKind) throws {
+    /// A tiny DiffRec policy (6 users × 12 items, one hidden layer of 6) on the CPU reference, for gradient checks.
+    static func tinyPolicy() throws -> (CPUBackend, InteractionDataset, DiffRecSettings, DiffRecModel, TopKEvaluator) {
         let backend = CPUBackend()
         let data = PretrainTestSupport.tinyDataset(users: 6, items: 12)
         var diffrec = PretrainTestSupport.tinySettings()
         diffrec.dims = [6]
-        let model = try DiffRecModel(backend: backend, settings: diffrec, items: 12)
-        let evaluator = try TopKEvaluator(backend: backend, dataset: data, batchSize: 8)
+        return (backend, data, diffrec, try DiffRecModel(backend: backend, settings: diffrec, items: 12),
+                try TopKEvaluator(backend: backend, dataset: data, batchSize: 8))
+    }
+
+    /// The gradient that `update` descends, for one stored step, against central finite differences of
+    /// `Σ_r g_r·log π_θ(x_{t−1}|x_t)` on a tiny denoiser (Float32, so a loose but meaningful tolerance).
+    @Test(arguments: ExplorationKind.allCases)
+    func policyGradientMatchesFiniteDifferences(exploration: ExplorationKind) throws {
+        let (backend, data, _, model, evaluator) = try Self.tinyPolicy()
         var settings = FinetuneSettings()
         settings.rollouts = 2
         settings.explorationScale = 30  // a larger σ keeps the finite differences well above Float32 noise
@@ -193,12 +194,7 @@ import RefitCompute
     /// With an anchor, the objective adds `β·mean_u ½‖x₀ − x₀_ref‖²` to a reference model with other weights.
     @Test(arguments: [(RewardKind.collabLoglik, Float(0)), (.mixed, 0), (.collabLoglik, 3), (.collabLift, 0)])
     func pathwiseGradientMatchesFiniteDifferences(rewardKind: RewardKind, anchor: Float) throws {
-        let backend = CPUBackend()
-        let data = PretrainTestSupport.tinyDataset(users: 6, items: 12)
-        var diffrec = PretrainTestSupport.tinySettings()
-        diffrec.dims = [6]
-        let model = try DiffRecModel(backend: backend, settings: diffrec, items: 12)
-        let evaluator = try TopKEvaluator(backend: backend, dataset: data, batchSize: 8)
+        let (backend, data, diffrec, model, evaluator) = try Self.tinyPolicy()
         var settings = FinetuneSettings()
         settings.estimator = .pathwise
         settings.reward = rewardKind
