@@ -31,6 +31,7 @@ struct BaselinesCommand: ParsableCommand {
     var json = false
 
     func run() throws {
+        try RunFolder(from).requireRun()
         guard !RunFolder(from).isSequential else {
             throw ValidationError("\(from) is a sequential run; `refit eval` prints popularity beside it")
         }

@@ -161,6 +161,15 @@ import RefitCompute
             #expect(badDevice.status != 0)
             #expect(badDevice.stderr.contains("gpu9"), "\(badDevice.stderr)")
 
+            // ReFiT's options that do not go together, and a baseline comparison of a run that is not there.
+            for arguments in [["finetune", "--from", folder + "/nothing-here", "--out", out, "--anchor", "0.1"],
+                              ["finetune", "--from", folder + "/nothing-here", "--out", out, "--estimator", "pathwise", "--reward", "collab-ndcg"],
+                              ["baselines", "--from", folder + "/nothing-here"]] {
+                let result = try Self.refit(arguments)
+                #expect(result.status != 0)
+                #expect(result.stderrLines.count == 1, "\(arguments): expected one line, got:\n\(result.stderr)")
+            }
+
             // The sequential models: a missing file, DreamRec without its encoder, an unknown model.
             for arguments in [["pretrain", "--model", "sasrec", "--data", missing, "--out", out],
                               ["pretrain", "--model", "dreamrec", "--out", out],
