@@ -326,8 +326,9 @@ import RefitCompute
         #expect(single[3] == 1.5)
     }
 
-    /// On the built-in dataset: fine-tuning raises the probe reward and does not break the model.
-    @Test func finetuningRaisesTheRewardOnTheBuiltInData() throws {
+    /// On the built-in dataset: fine-tuning raises the probe reward and does not break the model, with either estimator.
+    @Test(arguments: Estimator.allCases)
+    func finetuningRaisesTheRewardOnTheBuiltInData(estimator: Estimator) throws {
         let backend = try DeviceSelection.makeBackend(.auto)
         let dataset = try DatasetLoader.load(path: "builtin:demo")
         var diffrec = DiffRecPreset.demo.settings
@@ -348,6 +349,8 @@ import RefitCompute
             settings.userFraction = 0.25
             settings.learningRate = 1e-3
             settings.usersPerBatch = 100
+            settings.estimator = estimator
+            if estimator == .pathwise { (settings.anchor, settings.learningRate) = (0.1, 1e-4) }
             let outcome = try FinetuneSession.run(pretrained: pretrained, out: RunFolder(folder + "/refit"), settings: settings, backend: backend)
             #expect(outcome.rewardAfter > outcome.rewardBefore, "reward \(outcome.rewardBefore) → \(outcome.rewardAfter)")
             let before = outcome.pretrainedValid.recall(at: 20), after = outcome.finetunedValid.recall(at: 20)
