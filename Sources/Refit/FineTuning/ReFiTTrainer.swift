@@ -71,6 +71,9 @@ extension FinetuneEpochStatistics {
 /// inference mode, scores each final x₀ with the reward, forms group-normalised advantages, and descends
 /// `−mean A·Σ_{t∈S} log π_θ(x_{t−1}|x_t)` (mean over items inside log π) through the denoiser.
 ///
+/// With `--estimator pathwise` it instead follows the noise-free chain and backpropagates the reward through it
+/// (`pathwiseGradient`).
+///
 /// What a rollout records: x_t and x_{t−1} for the steps S trained on (chosen before the rollout), nothing
 /// else. Replaying from seeds would save that memory but costs a second pass over all T steps per update;
 /// with S a fraction of the steps the stored pairs are the cheaper choice, and memory stays
@@ -256,6 +259,8 @@ public final class ReFiTTrainer: ReFiTEpochLoop {
         backend.scale(b.gradient, by: -1 / Float(b.rows))
         let schedule = policy.diffusion.schedule
         policy.denoiser.parameters.zeroGradients()
+        // The rollout buffers' scratch serves here: b.gradient carries ∂loss/∂x_t down the chain, b.mean the
+        // denoiser's output gradient c1·g, and b.noise its input gradient.
         for i in 0..<window {
             let xt = try b.slot(i).xt
             backend.fill(b.timesteps, with: Float(i))
