@@ -71,14 +71,16 @@ struct AblateCommand: ParsableCommand {
                     outcomes.append(outcome)
                     pretrainedTest = outcome.pretrainedTest
                 }
-                func cell(_ values: [Double]) -> String {
+                /// mean ± sd, or the mean alone for one seed (a standard deviation of one value says nothing).
+                func cell(_ values: [Double], digits: Int = 4) -> String {
                     let mean = values.reduce(0, +) / Double(values.count)
-                    let sd = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(max(values.count - 1, 1))).squareRoot()
-                    return String(format: "%.4f ± %.4f", mean, sd)
+                    guard values.count > 1 else { return String(format: "%.\(digits)f", mean) }
+                    let sd = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count - 1)).squareRoot()
+                    return String(format: "%.\(digits)f ± %.\(digits)f", mean, sd)
                 }
                 rows.append("| \(reward.rawValue) | \(neighbors.rawValue) | \(cell(outcomes.map { $0.finetunedValid.ndcg(at: 20) })) | "
                             + "\(cell(outcomes.map { $0.finetunedTest.recall(at: 20) })) | \(cell(outcomes.map { $0.finetunedTest.ndcg(at: 20) })) | "
-                            + "\(cell(outcomes.map { ($0.finetunedTest.ndcg(at: 20) / $0.pretrainedTest.ndcg(at: 20) - 1) * 100 }))% |")
+                            + "\(cell(outcomes.map { ($0.finetunedTest.ndcg(at: 20) / $0.pretrainedTest.ndcg(at: 20) - 1) * 100 }, digits: 2))% |")
             }
         }
         var table = "# ReFiT ablation from \(from)\n\n\(seeds) seed(s) per row; best validation-NDCG@20 epoch of each run; mean ± sd over seeds.\n\n"
