@@ -42,6 +42,8 @@ struct FinetuneOptions: ParsableArguments {
     var pathwiseSteps: Int?
     @Option(help: "Pathwise: β of the anchor β·½‖x₀ − x₀_ref‖² to the pre-trained model's output; 0 is none (default: 0).")
     var anchor: Float?
+    @Flag(help: "Pathwise: anchor only the items outside each user's training row, the ones a ranking sees.")
+    var anchorUnseenOnly = false
     @Option(help: "PPO epochs over each batch of rollouts; 0 is REINFORCE (default: 0).")
     var ppoEpochs: Int?
     @Option(help: "PPO clip range ε (default: 0.2).")
@@ -79,6 +81,7 @@ struct FinetuneOptions: ParsableArguments {
         if let estimator { s.estimator = estimator }
         if let pathwiseSteps { s.pathwiseSteps = pathwiseSteps }
         if let anchor { s.anchor = anchor }
+        if anchorUnseenOnly { s.anchorUnseenOnly = true }
         if let ppoEpochs { s.ppoEpochs = ppoEpochs }
         if let clipRange { s.clipRange = clipRange }
         if let klCoef { s.klCoefficient = klCoef }

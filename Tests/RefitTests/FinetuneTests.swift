@@ -191,9 +191,11 @@ import RefitCompute
 
     /// The pathwise estimator's gradient, through every reverse step of the noise-free chain and the reward, against
     /// central finite differences of `−mean_u r(x₀(θ))` (x₀ from `DiffRecModel.scores`, the evaluation's own chain).
-    /// With an anchor, the objective adds `β·mean_u ½‖x₀ − x₀_ref‖²` to a reference model with other weights.
-    @Test(arguments: [(RewardKind.collabLoglik, Float(0)), (.mixed, 0), (.collabLoglik, 3), (.collabLift, 0)])
-    func pathwiseGradientMatchesFiniteDifferences(rewardKind: RewardKind, anchor: Float) throws {
+    /// With an anchor, the objective adds `β·mean_u ½‖x₀ − x₀_ref‖²` to a reference model with other weights (over
+    /// the unseen items only, with `unseenOnly`).
+    @Test(arguments: [(RewardKind.collabLoglik, Float(0), false), (.mixed, 0, false), (.collabLoglik, 3, false), (.collabLift, 0, false),
+                      (.collabLift, 3, true)])
+    func pathwiseGradientMatchesFiniteDifferences(rewardKind: RewardKind, anchor: Float, unseenOnly: Bool) throws {
         let (backend, data, diffrec, model, evaluator) = try Self.tinyPolicy()
         var settings = FinetuneSettings()
         settings.estimator = .pathwise
@@ -201,6 +203,7 @@ import RefitCompute
         settings.temperature = 0.2  // a sharper softmax gives gradients well above Float32 noise
         settings.neighborCount = 2
         settings.anchor = anchor
+        settings.anchorUnseenOnly = unseenOnly
         try settings.validate()
         var other = diffrec
         other.seed += 1
@@ -223,7 +226,8 @@ import RefitCompute
                 let x0 = try backend.readFloats(try model.scores(x))
                 let r = try reward.rewards(x0: try backend.tensor(x0, shape: [users.count, 12]), rows: rows)
                 let ref = try backend.readFloats(try reference.scores(x))
-                let squares = zip(x0, ref).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +)
+                let seen = Set(users.enumerated().flatMap { r, u in data.train.row(u).map { r * 12 + Int($0) } })
+                let squares = x0.indices.filter { !unseenOnly || !seen.contains($0) }.map { Double(x0[$0] - ref[$0]) * Double(x0[$0] - ref[$0]) }.reduce(0, +)
                 return -r.reduce(0, +) / Double(r.count) + Double(anchor) * squares / 2 / Double(users.count)
             }
             let logged = -rewards.reduce(0, +) / Double(rewards.count) + Double(anchor) * distance

@@ -82,6 +82,8 @@ public struct FinetuneSettings: Codable, Sendable, Equatable {
     /// is about `x₀_ref + ∇r/β`: the pre-trained scores plus a step towards the reward's targets, the blend that
     /// `refit baselines` measures.
     public var anchor: Float = 0
+    /// Anchor only the items outside the user's training row (the ones a ranking sees).
+    public var anchorUnseenOnly = false
     /// 0 means REINFORCE (one update per batch of rollouts).
     public var ppoEpochs = 0
     public var clipRange: Float = 0.2
@@ -121,6 +123,7 @@ public struct FinetuneSettings: Codable, Sendable, Equatable {
         estimator = try value(.estimator, defaults.estimator)
         pathwiseSteps = try value(.pathwiseSteps, defaults.pathwiseSteps)
         anchor = try value(.anchor, defaults.anchor)
+        anchorUnseenOnly = try value(.anchorUnseenOnly, defaults.anchorUnseenOnly)
         ppoEpochs = try value(.ppoEpochs, defaults.ppoEpochs)
         clipRange = try value(.clipRange, defaults.clipRange)
         klCoefficient = try value(.klCoefficient, defaults.klCoefficient)
@@ -167,6 +170,7 @@ extension FinetuneSettings {
         try check(pathwiseSteps >= 0, "--pathwise-steps must be 0 (all) or more")
         try check(anchor >= 0, "--anchor must be non-negative")
         try check(anchor == 0 || estimator == .pathwise, "--anchor applies to --estimator pathwise (REINFORCE has --kl-coef)")
+        try check(!anchorUnseenOnly || anchor > 0, "--anchor-unseen-only needs --anchor")
         if estimator == .pathwise {
             try check([.collabLoglik, .collabLift, .selfLoglik, .mixed].contains(reward),
                       "--estimator pathwise is for DiffRec runs with a differentiable reward (collab-loglik, collab-lift, self-loglik or mixed), not \(reward.rawValue)")

@@ -252,6 +252,12 @@ public final class ReFiTTrainer: ReFiTEpochLoop {
             // x₀ − x₀_ref into b.meanReference; the anchor adds β·(x₀ − x₀_ref) to −∂r/∂x₀.
             backend.fill(b.coefficient, with: -1)
             backend.combineRows(b.state, scaledBy: b.ones, b.meanReference, scaledBy: b.coefficient, into: b.meanReference)
+            if settings.anchorUnseenOnly {
+                // Only unseen items are ranked: the anchor leaves the user's training items free.
+                backend.densifyRows(evaluator.trainMatrix, rows: b.users, into: b.explored)
+                backend.multiply(b.meanReference, b.explored, into: b.exploredPrevious)
+                backend.axpy(-1, b.exploredPrevious, b.meanReference)
+            }
             backend.sumOfSquares(b.meanReference, into: scalar)
             anchorDistance = Double(try backend.readScalar(scalar)) / 2 / Double(b.rows)
             backend.axpy(-settings.anchor, b.meanReference, b.gradient)
