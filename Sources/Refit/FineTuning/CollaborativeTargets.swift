@@ -150,14 +150,13 @@ public struct CollaborativeTargets: Sendable, Equatable {
     /// renormalised to sum 1, so the weights sum to 0. Empty when the user has no target.
     func lift(user: Int, population: [Double], seen: ArraySlice<Int32>) -> (items: ArraySlice<Int32>, weights: [Float]) {
         guard !items[user].isEmpty else { return ([], []) }
-        let seenSet = Set(seen)
-        var weight = [Int32: Double]()
-        var total = 0.0
-        for (i, w) in population.enumerated() where w > 0 && !seenSet.contains(Int32(i)) { weight[Int32(i)] = -w; total += w }
-        if total > 0 { for key in weight.keys { weight[key]! /= total } }
-        for (i, w) in zip(items[user], weights[user]) { weight[i, default: 0] += Double(w) }
-        let keys = weight.keys.sorted()
-        return (keys[...], keys.map { Float(weight[$0]!) })
+        var weight = population
+        for i in seen { weight[Int(i)] = 0 }
+        let total = weight.reduce(0, +)
+        if total > 0 { for j in weight.indices { weight[j] = -weight[j] / total } }
+        for (i, w) in zip(items[user], weights[user]) { weight[Int(i)] += Double(w) }
+        let kept = weight.indices.filter { weight[$0] != 0 }
+        return (kept.map { Int32($0) }[...], kept.map { Float(weight[$0]) })
     }
 
     // MARK: Cache (targets.tsv in the run folder: user index, item index, weight)

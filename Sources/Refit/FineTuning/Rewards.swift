@@ -32,7 +32,13 @@ final class LogLikelihoodReward: DifferentiableReward {
     let targets: (Int) -> (items: ArraySlice<Int32>, weights: [Float])
     let temperature: Float
     let maskSeen: Bool
-    private var scratch: [Int: (mask: Tensor, logits: Tensor, weights: Tensor, scales: Tensor, penalties: Tensor, sums: Tensor)] = [:]
+    private var scratch: [Int: Scratch] = [:]
+
+    /// Per-batch-size work tensors: the seen mask, the logits, dense weights, the 1/τ and −1e9 row scales, row sums
+    /// and the gradient's anchor targets.
+    private struct Scratch {
+        let mask, logits, weights, scales, penalties, sums, anchors: Tensor
+    }
 
     init(name: String, backend: any Backend, train: DeviceCSR, temperature: Float, maskSeen: Bool,
          targets: @escaping (Int) -> (items: ArraySlice<Int32>, weights: [Float])) {
@@ -47,15 +53,15 @@ final class LogLikelihoodReward: DifferentiableReward {
     func rewards(x0: Tensor, rows: RolloutRows) throws -> [Double] {
         let (r, items) = (x0.rows, x0.columns)
         let s = try scratch(r, items)
-        try logits(x0, rows: rows, into: s.logits, mask: s.mask, scales: s.scales, penalties: s.penalties)
+        logits(x0, rows: rows, scratch: s)
         backend.logSoftmaxRows(s.logits, into: s.logits)
         return try backend.weightedRowSums(s.logits, weights: { targets(rows.users[$0]) }, dense: s.weights, sums: s.sums)
     }
 
-    /// logits = x₀/τ − 1e9·[seen]: seen items drop out of the softmax's normaliser.
-    private func logits(_ x0: Tensor, rows: RolloutRows, into logits: Tensor, mask: Tensor, scales: Tensor, penalties: Tensor) throws {
-        backend.densifyRows(train, rows: rows.userTensor, into: mask)
-        backend.combineRows(x0, scaledBy: scales, mask, scaledBy: penalties, into: logits)
+    /// s.logits = x₀/τ − 1e9·[seen]: seen items drop out of the softmax's normaliser.
+    private func logits(_ x0: Tensor, rows: RolloutRows, scratch s: Scratch) {
+        backend.densifyRows(train, rows: rows.userTensor, into: s.mask)
+        backend.combineRows(x0, scaledBy: s.scales, s.mask, scaledBy: s.penalties, into: s.logits)
     }
 
     /// ∂r/∂x₀ = (w − (Σw)·softmax(x₀/τ))/τ, where Σw is 1 (a target distribution) or 0 (an empty target, or the
@@ -65,7 +71,7 @@ final class LogLikelihoodReward: DifferentiableReward {
     func gradient(x0: Tensor, rows: RolloutRows, into gradient: Tensor) throws {
         let (r, items) = (x0.rows, x0.columns)
         let s = try scratch(r, items)
-        try logits(x0, rows: rows, into: s.logits, mask: s.mask, scales: s.scales, penalties: s.penalties)
+        logits(x0, rows: rows, scratch: s)
         var anchors = [Int32](repeating: -1, count: r)
         var correction = [Float](repeating: 0, count: r * items)
         for row in 0..<r {
@@ -77,21 +83,21 @@ final class LogLikelihoodReward: DifferentiableReward {
             anchors[row] = first
             correction[row * items + Int(first)] += 1
         }
-        let anchorTensor = try backend.tensor(anchors, shape: [r])
-        backend.softmaxCrossEntropy(s.logits, targets: anchorTensor, gradientScale: 1, loss: s.sums, dLogits: gradient)
+        backend.write(anchors, to: s.anchors)
+        backend.softmaxCrossEntropy(s.logits, targets: s.anchors, gradientScale: 1, loss: s.sums, dLogits: gradient)
         backend.write(correction, to: s.weights)
         backend.add(gradient, s.weights, into: gradient)
         backend.scale(gradient, by: -1 / temperature)
     }
 
-    private func scratch(_ r: Int, _ items: Int) throws -> (mask: Tensor, logits: Tensor, weights: Tensor, scales: Tensor, penalties: Tensor, sums: Tensor) {
-        if scratch[r] == nil {
-            scratch[r] = (try backend.makeTensor([r, items], .float32), try backend.makeTensor([r, items], .float32),
-                          try backend.makeTensor([r, items], .float32), try backend.tensor([Float](repeating: 1 / temperature, count: r), shape: [r]),
-                          try backend.tensor([Float](repeating: maskSeen ? -1e9 : 0, count: r), shape: [r]),
-                          try backend.makeTensor([r], .float32))
+    private func scratch(_ r: Int, _ items: Int) throws -> Scratch {
+        try scratch.reused(r) {
+            Scratch(mask: try backend.makeTensor([r, items], .float32), logits: try backend.makeTensor([r, items], .float32),
+                    weights: try backend.makeTensor([r, items], .float32),
+                    scales: try backend.tensor([Float](repeating: 1 / temperature, count: r), shape: [r]),
+                    penalties: try backend.tensor([Float](repeating: maskSeen ? -1e9 : 0, count: r), shape: [r]),
+                    sums: try backend.makeTensor([r], .float32), anchors: try backend.makeTensor([r], .int32))
         }
-        return scratch[r]!
     }
 }
 
