@@ -30,25 +30,23 @@ public enum BaselineComparison {
             throw FinetuneError.invalidSetting("baselines keeps dense score matrices on the host; \(users) users × \(items) items is too many")
         }
         let evaluator = try TopKEvaluator(backend: backend, dataset: dataset, batchSize: run.configuration.diffrec.batchSize)
-        func both(_ name: String, weight: Double? = nil, _ scores: @escaping (Tensor, Tensor) throws -> Tensor) throws -> Row {
+        func both(_ name: String, _ scores: @escaping (Tensor, Tensor) throws -> Tensor) throws -> Row {
             let row = Row(name: name, valid: try evaluator.evaluate(.valid, score: scores), test: try evaluator.evaluate(.test, score: scores),
-                          blendWeight: weight)
+                          blendWeight: nil)
             observer?.log(String(format: "%@: valid N@20 %.4f, test N@20 %.4f", name, row.valid.ndcg(at: 20), row.test.ndcg(at: 20)))
             return row
         }
         let popularity = PopularityBaseline(backend: backend, train: dataset.train)
         var rows = [try both("popularity") { _, input in try popularity.scores(batch: input.rows) }]
 
-        // Every signal as a standardised (U, I) host matrix; the model's scores come from its full reverse chain.
-        let scratch = try backend.makeTensor([evaluator.batchSize, items], .float32)
-        func hostScores(_ score: (Tensor) throws -> Tensor) throws -> [Float] {
+        // Every signal as a standardised (U, I) host matrix; the model's scores come from its full reverse chain. The
+        // evaluator's own pass (users in order, their training rows as input) collects them; its ranking is not needed.
+        func hostScores(_ score: @escaping (Tensor) throws -> Tensor) throws -> [Float] {
             var all = [Float](); all.reserveCapacity(users * items)
-            for start in stride(from: 0, to: users, by: evaluator.batchSize) {
-                let count = min(evaluator.batchSize, users - start)
-                let userTensor = try backend.tensor((start..<(start + count)).map { Int32($0) }, shape: [count])
-                let input = count == evaluator.batchSize ? scratch : try backend.makeTensor([count, items], .float32)
-                backend.densifyRows(evaluator.trainMatrix, rows: userTensor, into: input)
-                all += try backend.readFloats(try score(input))
+            _ = try evaluator.evaluate(.valid) { _, input in
+                let scores = try score(input)
+                all += try backend.readFloats(scores)
+                return scores
             }
             return standardisedRows(all, columns: items)
         }
