@@ -140,19 +140,20 @@ public final class DiffRecDenoiser: @unchecked Sendable {
         }
         let first = layers[0]
         let weight = parameters.value("\(first.name).weight")
-        if let dInput {
+        var full: Tensor? = nil
+        if dInput != nil {
             precondition(!w.droppedOut, "an input gradient needs a forward in inference mode")
-            let full = try w.inputGradient ?? backend.makeTensor([dOutput.rows, first.inputs], .float32)
+            full = try w.inputGradient ?? backend.makeTensor([dOutput.rows, first.inputs], .float32)
             w.inputGradient = full
-            b.linearBackward(x: w.activations[0], weight: weight, y: w.activations[1], activation: first.activation, dY: dY,
-                             dX: full, dWeight: parameters.gradient("\(first.name).weight"), dBias: parameters.gradient("\(first.name).bias"))
+        }
+        b.linearBackward(x: w.activations[0], weight: weight, y: w.activations[1], activation: first.activation, dY: dY,
+                         dX: full, dWeight: parameters.gradient("\(first.name).weight"), dBias: parameters.gradient("\(first.name).bias"))
+        if let full, let dInput {
             b.copyColumns(full, sourceColumn: 0, into: dInput, destinationColumn: 0, width: a.items)
             b.copyColumns(full, sourceColumn: a.items, into: w.embeddingGradient, destinationColumn: 0, width: a.embeddingSize)
         } else {
             // The first layer's input is data except for its last E columns (the time embedding): rather than the full
             // (B, I+E) input gradient, multiply by a copy of just those E weight columns.
-            b.linearBackward(x: w.activations[0], weight: weight, y: w.activations[1], activation: first.activation, dY: dY,
-                             dX: nil, dWeight: parameters.gradient("\(first.name).weight"), dBias: parameters.gradient("\(first.name).bias"))
             b.copyColumns(weight, sourceColumn: a.items, into: w.embeddingWeightSlice, destinationColumn: 0, width: a.embeddingSize)
             b.matmul(dY, transposeA: false, w.embeddingWeightSlice, transposeB: false, into: w.embeddingGradient, alpha: 1, beta: 0)
         }
