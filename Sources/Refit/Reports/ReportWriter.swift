@@ -28,19 +28,16 @@ public enum ReportWriter {
         } else {
             charts.append(SVGChart(title: "Reward (mean ± std over rollouts)", xLabel: "epoch", yLabel: "reward",
                                    series: [series(epochs, "reward_mean", name: "reward", band: "reward_std")]))
-            if configuration.finetune?.estimator == Estimator.pathwise.rawValue {
-                // The pathwise estimator samples nothing, so there is no KL between policies and no ratio to clip; its
-                // log keeps the anchor's distance to the pre-trained output in the KL column.
-                charts.append(SVGChart(title: "Distance to the pre-trained output (pathwise: in place of the approximate KL)", xLabel: "epoch",
-                                       yLabel: "½‖x₀ − x₀_ref‖² per user", series: [series(epochs, "approx_kl", name: "anchor distance")]))
-                charts.append(SVGChart(title: "PPO clip fraction (pathwise: no ratios, always 0)", xLabel: "epoch", yLabel: "fraction of clipped ratios",
-                                       series: [series(epochs, "clip_fraction", name: "clip fraction")]))
-            } else {
-                charts.append(SVGChart(title: "Approximate KL per update", xLabel: "epoch", yLabel: "KL (nats per item)",
-                                       series: [series(epochs, "approx_kl", name: "approx. KL(old ‖ new)")]))
-                charts.append(SVGChart(title: "PPO clip fraction", xLabel: "epoch", yLabel: "fraction of clipped ratios",
-                                       series: [series(epochs, "clip_fraction", name: "clip fraction")]))
-            }
+            // The pathwise estimator samples nothing, so there is no KL between policies and no ratio to clip; its log
+            // keeps the anchor's distance to the pre-trained output in the KL column.
+            let pathwise = configuration.finetune?.estimator == Estimator.pathwise.rawValue
+            charts.append(pathwise
+                ? SVGChart(title: "Distance to the pre-trained output (pathwise: in place of the approximate KL)", xLabel: "epoch",
+                           yLabel: "½‖x₀ − x₀_ref‖² per user", series: [series(epochs, "approx_kl", name: "anchor distance")])
+                : SVGChart(title: "Approximate KL per update", xLabel: "epoch", yLabel: "KL (nats per item)",
+                           series: [series(epochs, "approx_kl", name: "approx. KL(old ‖ new)")]))
+            charts.append(SVGChart(title: "PPO clip fraction" + (pathwise ? " (pathwise: no ratios, always 0)" : ""), xLabel: "epoch",
+                                   yLabel: "fraction of clipped ratios", series: [series(epochs, "clip_fraction", name: "clip fraction")]))
         }
         charts.append(SVGChart(title: hitName, xLabel: "epoch", yLabel: hitName,
                                series: [series(valid, hit, name: "validation")] + (test.isEmpty ? [] : [series(test, hit, name: "test")])))
