@@ -215,15 +215,20 @@ import RefitCompute
         return source
     }
 
+    /// `SequentialSession.pretrain` on the built-in sequences, without an observer.
+    static func pretrain(_ settings: SequentialSettings, encoderFrom: RunFolder? = nil, out: RunFolder, backend: any Backend,
+                         resume: Bool = false) throws -> (state: SequentialState, configuration: SequentialRunConfiguration) {
+        try SequentialSession.pretrain(source: builtinSequences, settings: settings, encoderFrom: encoderFrom, out: out, backend: backend,
+                                       resume: resume, force: false, observer: nil)
+    }
+
     @Test func pipelineOnTheBuiltInDataset() throws {
         try DataTestSupport.withTemporaryFolder { folder in
             let backend = try Self.automaticBackend()
-            let source = Self.builtinSequences
             var settings = SequentialPreset.demoSeq.settings(model: .sasrec)
             settings.epochs = 2
             let sasrec = RunFolder(folder + "/sasrec")
-            let (state, _) = try SequentialSession.pretrain(source: source, settings: settings, encoderFrom: nil, out: sasrec,
-                                                            backend: backend, resume: false, force: false, observer: nil)
+            let (state, _) = try Self.pretrain(settings, out: sasrec, backend: backend)
             #expect(state.epoch == 2 && state.bestEpoch >= 1)
             // Two epochs put SASRec far above a random ranking (HR@20 = 20/items), and a reloaded run scores the same.
             let run = try TrainedSequentialRun(sasrec, backend: backend)
@@ -235,8 +240,7 @@ import RefitCompute
             dreamSettings.epochs = 1
             dreamSettings.samplingSteps = 10
             let dreamrec = RunFolder(folder + "/dreamrec")
-            let (dreamState, configuration) = try SequentialSession.pretrain(source: source, settings: dreamSettings, encoderFrom: sasrec,
-                                                                             out: dreamrec, backend: backend, resume: false, force: false, observer: nil)
+            let (dreamState, configuration) = try Self.pretrain(dreamSettings, encoderFrom: sasrec, out: dreamrec, backend: backend)
             #expect(dreamState.epoch == 1 && configuration.encoderRun == sasrec.path && configuration.sequential.targetScale > 1)
             #expect(FileManager.default.fileExists(atPath: dreamrec.file("encoder.safetensors").path))
 
@@ -263,19 +267,15 @@ import RefitCompute
     @Test func resumedSASRecContinuesExactlyLikeAnUninterruptedRun() throws {
         try DataTestSupport.withTemporaryFolder { folder in
             let backend = try Self.automaticBackend()
-            let source = Self.builtinSequences
             var settings = SequentialPreset.demoSeq.settings(model: .sasrec)
             settings.hiddenSize = 16
             settings.epochs = 2
             let whole = RunFolder(folder + "/whole"), parts = RunFolder(folder + "/parts")
-            _ = try SequentialSession.pretrain(source: source, settings: settings, encoderFrom: nil, out: whole, backend: backend,
-                                               resume: false, force: false, observer: nil)
+            _ = try Self.pretrain(settings, out: whole, backend: backend)
             settings.epochs = 1
-            _ = try SequentialSession.pretrain(source: source, settings: settings, encoderFrom: nil, out: parts, backend: backend,
-                                               resume: false, force: false, observer: nil)
+            _ = try Self.pretrain(settings, out: parts, backend: backend)
             settings.epochs = 2
-            let (state, _) = try SequentialSession.pretrain(source: source, settings: settings, encoderFrom: nil, out: parts, backend: backend,
-                                                            resume: true, force: false, observer: nil)
+            let (state, _) = try Self.pretrain(settings, out: parts, backend: backend, resume: true)
             #expect(state.epoch == 2)
             #expect(try whole.readTensors("last.safetensors")["item_embeddings.weight"]!.values
                     == parts.readTensors("last.safetensors")["item_embeddings.weight"]!.values)
