@@ -10,10 +10,15 @@ struct BaselinesCommand: ParsableCommand {
         discussion: """
         Example:
           refit baselines --from runs/ml1m
-        Each blend is z(model) + α·z(signal), the scores standardised per user, α chosen on validation NDCG@20 from
-        0.1 to 4. It tells what a ReFiT reward built on that signal (--neighbors user-knn, item-graph or ease) can hope
-        to add: a signal whose best blend does not beat the model on validation has nothing to teach it. Every signal
-        reads the training matrix only. About a minute on ML-1M through PoCL.
+        Each blend is z(model) + α·z(signal), the scores standardised per user over the items outside their training
+        row, α chosen on validation NDCG@20 from 0.1 to 4. It tells what a ReFiT reward built on that signal
+        (--neighbors user-knn, item-graph or ease) can hope to add: a signal whose best blend does not beat the model
+        on validation has nothing to teach it.
+        The last four rows bound collab-lift. "lift … / β" is x₀_ref + L_u/β, the optimum of the anchored pathwise
+        objective, with 1/β (the α column) chosen on validation from 1 to 100; "as its last hidden layer fits it" keeps
+        the least-squares part of L_u/β that the model's last hidden layer can express, which is what fine-tuning can
+        reach without changing the model's features. Every signal reads the training matrix only. About a minute on
+        ML-1M through PoCL.
         """)
 
     @Option(help: ArgumentHelp("The DiffRec run folder (its best checkpoint is scored).", valueName: "dir"))

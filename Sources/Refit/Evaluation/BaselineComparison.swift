@@ -19,6 +19,8 @@ public enum BaselineComparison {
 
     /// The blend weights tried, on standardised scores.
     public static let blendWeights: [Double] = [0.1, 0.25, 0.5, 1, 2, 4]
+    /// The 1/β tried for the anchored lift optimum x₀_ref + L/β, on raw scores (β from 1 down to 0.01).
+    public static let inverseAnchors: [Double] = [1, 3, 10, 30, 100]
     /// Dense host copies of every score matrix are kept: refused above this many users × items.
     public static let maximumEntries = 200_000_000
 
@@ -39,8 +41,8 @@ public enum BaselineComparison {
         let popularity = PopularityBaseline(backend: backend, train: dataset.train)
         var rows = [try both("popularity") { _, input in try popularity.scores(batch: input.rows) }]
 
-        // Every signal as a standardised (U, I) host matrix; the model's scores come from its full reverse chain. The
-        // evaluator's own pass (users in order, their training rows as input) collects them; its ranking is not needed.
+        // Every signal as a (U, I) host matrix; the model's scores come from its full reverse chain. The evaluator's own
+        // pass (users in order, their training rows as input) collects them; its ranking is not needed.
         func hostScores(_ score: @escaping (Tensor) throws -> Tensor) throws -> [Float] {
             var all = [Float](); all.reserveCapacity(users * items)
             _ = try evaluator.evaluate(.valid) { _, input in
@@ -48,21 +50,29 @@ public enum BaselineComparison {
                 all += try backend.readFloats(scores)
                 return scores
             }
-            return standardisedRows(all, columns: items)
+            return all
         }
+        func standardised(_ scores: [Float]) -> [Float] { standardisedRows(scores, columns: items, excluding: dataset.train) }
         func sparseScores(_ targets: CollaborativeTargets) -> [Float] {
             var all = [Float](repeating: 0, count: users * items)
             for u in 0..<users { for (i, w) in zip(targets.items[u], targets.weights[u]) { all[u * items + Int(i)] = w } }
-            return standardisedRows(all, columns: items)
+            return standardised(all)
         }
-        let model = try hostScores { try run.model.scores($0) }
+        // The model's scores, and the activations entering its output layer at the last reverse step (for the fit below).
+        var hidden = [Float]()
+        let rawModel = try hostScores { input in
+            let scores = try run.model.scores(input)
+            hidden += try backend.readFloats(try run.model.denoiser.lastHiddenActivations(batch: input.rows))
+            return scores
+        }
+        let model = standardised(rawModel)
         let ease = try EASEModel(backend: backend, train: dataset.train, lambda: settings.easeLambda)
+        let knn = try CollaborativeTargets.userKNN(train: dataset.train, neighbors: settings.neighborCount,
+                                                   targetSize: settings.targetSize, backend: backend)
         let signals: [(String, [Float])] = [
-            ("user-kNN (k = \(settings.neighborCount), top \(settings.targetSize))",
-             sparseScores(try CollaborativeTargets.userKNN(train: dataset.train, neighbors: settings.neighborCount,
-                                                           targetSize: settings.targetSize, backend: backend))),
+            ("user-kNN (k = \(settings.neighborCount), top \(settings.targetSize))", sparseScores(knn)),
             ("item-graph (top \(settings.targetSize))", sparseScores(CollaborativeTargets.itemGraph(train: dataset.train, targetSize: settings.targetSize))),
-            (String(format: "EASE (λ = %g)", settings.easeLambda), try hostScores { try ease.scores($0) }),
+            (String(format: "EASE (λ = %g)", settings.easeLambda), standardised(try hostScores { try ease.scores($0) })),
         ]
         // Host rows back onto the device for the evaluator: users arrive in order, a batch at a time.
         let upload = { (matrix: [Float]) -> (Tensor, Tensor) throws -> Tensor in
@@ -72,32 +82,56 @@ public enum BaselineComparison {
                 return input
             }
         }
-        rows.append(try both("DiffRec (this run)", upload(model)))
+        rows.append(try both("DiffRec (this run)", upload(rawModel)))
         for (name, signal) in signals { rows.append(try both(name, upload(signal))) }
-        for (name, signal) in signals {
+        func blended(_ name: String, _ model: [Float], _ signal: [Float], weights: [Double] = blendWeights) throws -> Row {
             var best: (weight: Double, valid: RankingMetrics, blend: [Float])? = nil
-            for weight in blendWeights {
+            for weight in weights {
                 let blend = zip(model, signal).map { $0 + Float(weight) * $1 }
                 let valid = try evaluator.evaluate(.valid, score: upload(blend))
                 if best == nil || valid.ndcg(at: 20) > best!.valid.ndcg(at: 20) { best = (weight, valid, blend) }
             }
-            let row = Row(name: "DiffRec + \(name)", valid: best!.valid, test: try evaluator.evaluate(.test, score: upload(best!.blend)),
+            let row = Row(name: name, valid: best!.valid, test: try evaluator.evaluate(.test, score: upload(best!.blend)),
                           blendWeight: best!.weight)
             observer?.log(String(format: "%@ (α = %g): valid N@20 %.4f, test N@20 %.4f", row.name, best!.weight, row.valid.ndcg(at: 20), row.test.ndcg(at: 20)))
-            rows.append(row)
+            return row
+        }
+        for (name, signal) in signals { rows.append(try blended("DiffRec + \(name)", model, signal)) }
+
+        // collab-lift's targets L_u = w_u − w̄_u. The anchored pathwise objective ⟨L_u, x₀⟩ − β·½‖x₀ − x₀_ref‖² is
+        // maximised by x₀ = x₀_ref + L_u/β: its row is what a lift reward can add at most (1/β chosen on validation). The
+        // next row keeps only the part of L_u/β that the model's last hidden layer expresses: all that fine-tuning which
+        // ends at the output layer's readout can reach.
+        let readout = try HiddenLayerFit(hidden: hidden, width: hidden.count / users, backend: backend)
+        let easeTargets = try CollaborativeTargets.ease(train: dataset.train, model: ease, targetSize: settings.targetSize, backend: backend)
+        for (name, targets) in [("user-kNN", knn), ("EASE", easeTargets)] {
+            let population = targets.populationMean()
+            var lift = [Float](repeating: 0, count: users * items)
+            for u in 0..<users {
+                let (i, w) = targets.lift(user: u, population: population, seen: dataset.train.row(u))
+                for (item, weight) in zip(i, w) { lift[u * items + Int(item)] = weight }
+            }
+            rows.append(try blended("DiffRec + lift of the \(name) targets / β", rawModel, lift, weights: inverseAnchors))
+            rows.append(try blended("DiffRec + that, as its last hidden layer fits it", rawModel, try readout.fit(lift, columns: items),
+                                    weights: inverseAnchors))
         }
         return rows
     }
 
-    /// Each row shifted to mean 0 and scaled to standard deviation 1 (a constant row stays 0).
-    static func standardisedRows(_ values: [Float], columns: Int) -> [Float] {
+    /// Each row shifted and scaled so that its entries outside `excluding`'s row (the items a ranking sees) have mean 0
+    /// and standard deviation 1; a row constant there becomes 0. The training items are left out because the model
+    /// scores them far above the rest: counting them would make the scale of a blend depend on the user's history.
+    static func standardisedRows(_ values: [Float], columns: Int, excluding: CSRMatrix? = nil) -> [Float] {
         var out = values
-        for start in stride(from: 0, to: values.count, by: columns) {
-            let row = values[start..<(start + columns)]
-            let mean = row.reduce(0.0) { $0 + Double($1) } / Double(columns)
-            let variance = row.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / Double(columns)
-            let scale = variance > 0 ? 1 / variance.squareRoot() : 0
-            for j in start..<(start + columns) { out[j] = Float((Double(values[j]) - mean) * scale) }
+        for (u, start) in stride(from: 0, to: values.count, by: columns).enumerated() {
+            var kept = [Bool](repeating: true, count: columns)
+            if let excluding { for i in excluding.row(u) { kept[Int(i)] = false } }
+            var count = 0.0, sum = 0.0, squares = 0.0
+            for j in 0..<columns where kept[j] { count += 1; sum += Double(values[start + j]) }
+            let mean = count > 0 ? sum / count : 0
+            for j in 0..<columns where kept[j] { squares += (Double(values[start + j]) - mean) * (Double(values[start + j]) - mean) }
+            let scale = squares > 0 ? 1 / (squares / count).squareRoot() : 0
+            for j in 0..<columns { out[start + j] = Float((Double(values[start + j]) - mean) * scale) }
         }
         return out
     }

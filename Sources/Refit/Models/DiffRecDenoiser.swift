@@ -123,6 +123,11 @@ public final class DiffRecDenoiser: @unchecked Sendable {
         return w.activations[a.layers.count]
     }
 
+    /// The activations that entered the output layer in the last `forward` with this batch size, (B, last hidden width).
+    func lastHiddenActivations(batch: Int) throws -> Tensor {
+        try workspace(batch: batch).activations[architecture.layers.count - 1]
+    }
+
     /// Accumulates parameter gradients given the gradient of the last `forward`'s output (same batch size).
     /// `dOutput` is consumed (overwritten). With `dInput` (B, I) it also returns the gradient with respect to the
     /// input rows x (the pathwise estimator chains it through the reverse steps); the forward must then have been
