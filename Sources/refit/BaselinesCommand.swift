@@ -14,20 +14,20 @@ struct BaselinesCommand: ParsableCommand {
         row, α chosen on validation NDCG@20 from 0.1 to 4. It tells what a ReFiT reward built on that signal
         (--neighbors user-knn, item-graph or ease) can hope to add: a signal whose best blend does not beat the model
         on validation has nothing to teach it.
-        The last four rows bound collab-lift. "lift … / β" is x₀_ref + L_u/β, the optimum of the anchored pathwise
-        objective, with 1/β (the α column) chosen on validation from 1 to 100; "as its last hidden layer fits it" keeps
-        the least-squares part of L_u/β that the model's last hidden layer can express, which is what fine-tuning can
+        The last four rows bound collab-lift. "lift / β" is x₀_ref + L_u/β, the optimum of the anchored pathwise
+        objective, with 1/β (the α column) chosen on validation from 1 to 100; "last-layer fit" keeps only the
+        least-squares part of L_u/β that the model's last hidden layer can express, which is what fine-tuning can
         reach without changing the model's features. Every signal reads the training matrix only. About a minute on
         ML-1M through PoCL.
         """)
 
     @Option(help: ArgumentHelp("The DiffRec run folder (its best checkpoint is scored).", valueName: "dir"))
     var from: String
-    @Option(help: "Neighbours per user of user-kNN (default: 50).")
+    @Option(help: "Neighbours per user of user-kNN.")
     var neighborsK: Int = 50
-    @Option(help: "Items kept in the user-kNN and item-graph targets (default: 100).")
+    @Option(help: "Items kept in each user-kNN, item-graph and EASE target.")
     var targetSize: Int = 100
-    @Option(help: "L2 weight λ of EASE (default: 1000).")
+    @Option(help: "L2 weight λ of EASE.")
     var easeLambda: Double = 1000
     @OptionGroup var device: DeviceOptions
     @Flag(help: "Print only the final table.")

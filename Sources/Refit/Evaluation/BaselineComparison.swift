@@ -111,8 +111,8 @@ public enum BaselineComparison {
                 let (i, w) = targets.lift(user: u, population: population, seen: dataset.train.row(u))
                 for (item, weight) in zip(i, w) { lift[u * items + Int(item)] = weight }
             }
-            rows.append(try blended("DiffRec + lift of the \(name) targets / β", rawModel, lift, weights: inverseAnchors))
-            rows.append(try blended("DiffRec + that, as its last hidden layer fits it", rawModel, try readout.fit(lift, columns: items),
+            rows.append(try blended("DiffRec + \(name) lift / β", rawModel, lift, weights: inverseAnchors))
+            rows.append(try blended("DiffRec + \(name) lift / β, last-layer fit", rawModel, try readout.fit(lift, columns: items),
                                     weights: inverseAnchors))
         }
         return rows
