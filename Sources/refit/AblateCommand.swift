@@ -40,7 +40,7 @@ struct AblateCommand: ParsableCommand {
         }
         let neighborList = try neighborKinds.split(separator: ",").map { name in
             guard let kind = NeighborKind(rawValue: String(name)) else {
-                throw ValidationError("--neighbor-kinds: unknown kind '\(name)'; use user-knn or item-graph")
+                throw ValidationError("--neighbor-kinds: unknown kind '\(name)'; use user-knn, item-graph or ease")
             }
             return kind
         }

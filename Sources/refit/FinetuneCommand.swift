@@ -7,9 +7,12 @@ extension RewardKind: ExpressibleByArgument {}
 extension NeighborKind: ExpressibleByArgument {}
 extension ExplorationKind: ExpressibleByArgument {}
 extension Estimator: ExpressibleByArgument {}
+extension FinetunePreset: ExpressibleByArgument {}
 
 /// The ReFiT options shared by `finetune`, `ablate` and `demo`; nil keeps the default.
 struct FinetuneOptions: ParsableArguments {
+    @Option(help: "DiffRec runs: start from a named recipe that the other flags override. ease-lift is the best design measured on ML-1M (--reward collab-lift --neighbors ease --estimator pathwise --anchor 0.03 --anchor-unseen-only --lr 3e-5 --epochs 4 --user-fraction 0.25).")
+    var preset: FinetunePreset?
     @Option(help: "Reward. DiffRec runs: collab-loglik, collab-lift (collab-loglik without the popularity direction), collab-ndcg, self-loglik or mixed (default: collab-loglik). DreamRec runs: seq-loglik or seq-collab (default: seq-loglik).")
     var reward: RewardKind?
     @Option(help: "Collaborative targets from: user-knn, item-graph, or ease (an item–item regression; default: user-knn).")
@@ -42,8 +45,8 @@ struct FinetuneOptions: ParsableArguments {
     var pathwiseSteps: Int?
     @Option(help: "Pathwise: β of the anchor β·½‖x₀ − x₀_ref‖² to the pre-trained model's output; 0 is none (default: 0).")
     var anchor: Float?
-    @Flag(help: "Pathwise: anchor only the items outside each user's training row, the ones a ranking sees.")
-    var anchorUnseenOnly = false
+    @Flag(inversion: .prefixedNo, help: "Pathwise: anchor only the items outside each user's training row, the ones a ranking sees (default: off).")
+    var anchorUnseenOnly: Bool?
     @Option(help: "PPO epochs over each batch of rollouts; 0 is REINFORCE (default: 0).")
     var ppoEpochs: Int?
     @Option(help: "PPO clip range ε (default: 0.2).")
@@ -63,8 +66,10 @@ struct FinetuneOptions: ParsableArguments {
     @Option(help: "Seed of the rollouts and shuffling (default: 1).")
     var seed: UInt64?
 
-    func settings(base: FinetuneSettings = FinetuneSettings()) throws -> FinetuneSettings {
-        var s = base
+    /// The settings of a DiffRec run, or of a DreamRec run when `sequential` (which has its own defaults and no preset).
+    func settings(sequential: Bool = false) throws -> FinetuneSettings {
+        if sequential, let preset { throw ValidationError("--preset \(preset.rawValue) is for DiffRec runs; this is a sequential run") }
+        var s = sequential ? FinetuneSettings.sequential : preset?.settings ?? FinetuneSettings()
         if let reward { s.reward = reward }
         if let neighbors { s.neighbors = neighbors }
         if let neighborsK { s.neighborCount = neighborsK }
@@ -81,7 +86,7 @@ struct FinetuneOptions: ParsableArguments {
         if let estimator { s.estimator = estimator }
         if let pathwiseSteps { s.pathwiseSteps = pathwiseSteps }
         if let anchor { s.anchor = anchor }
-        if anchorUnseenOnly { s.anchorUnseenOnly = true }
+        if let anchorUnseenOnly { s.anchorUnseenOnly = anchorUnseenOnly }
         if let ppoEpochs { s.ppoEpochs = ppoEpochs }
         if let clipRange { s.clipRange = clipRange }
         if let klCoef { s.klCoefficient = klCoef }
@@ -103,6 +108,7 @@ struct FinetuneCommand: ParsableCommand {
         discussion: """
         Example:
           refit finetune --from runs/ml1m --out runs/ml1m-refit --reward collab-loglik --epochs 3
+          refit finetune --from runs/ml1m --out runs/ml1m-lift --preset ease-lift   (the best design measured on ML-1M)
           refit finetune --from runs/dreamrec --out runs/dreamrec-refit --epochs 10   (a DreamRec run: seq-loglik)
         Each epoch prints reward mean ± std, loss, approximate KL, clip fraction, time and the validation scores;
         the best validation NDCG@20 epoch is kept. The final table compares the pre-trained and fine-tuned
@@ -121,7 +127,7 @@ struct FinetuneCommand: ParsableCommand {
         let console = Console(quiet: runOptions.quiet || runOptions.json)
         let backend = try device.makeBackend()
         let sequential = RunFolder(from).isSequential
-        var settings = try options.settings(base: sequential ? .sequential : FinetuneSettings())
+        var settings = try options.settings(sequential: sequential)
         if runOptions.resume {
             // A resumed run keeps its settings, except how many epochs it may run.
             settings = RunFolder(out).isSequential

@@ -148,6 +148,30 @@ public struct FinetuneSettings: Codable, Sendable, Equatable {
     }
 }
 
+/// Named fine-tuning recipes (`refit finetune --preset`); flags given beside one override it.
+public enum FinetunePreset: String, CaseIterable, Sendable {
+    /// The best design measured on DiffRec's ML-1M split (README, run L8): collab-lift on EASE targets, the pathwise
+    /// estimator anchored (β 0.03) on the items outside each training row, lr 3e-5, four quarter-epochs. +1.5% test
+    /// NDCG@20 and Recall@20, mean of 3 seeds. DiffRec runs only, with at most 20,000 items (EASE's limit).
+    case easeLift = "ease-lift"
+
+    public var settings: FinetuneSettings {
+        var s = FinetuneSettings()
+        switch self {
+        case .easeLift:
+            s.reward = .collabLift
+            s.neighbors = .ease
+            s.estimator = .pathwise
+            s.anchor = 0.03
+            s.anchorUnseenOnly = true
+            s.learningRate = 3e-5
+            s.epochs = 4
+            s.userFraction = 0.25
+        }
+        return s
+    }
+}
+
 extension FinetuneSettings {
     /// Checks ranges; the message names the flag.
     public func validate() throws(FinetuneError) {
