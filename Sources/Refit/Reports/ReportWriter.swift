@@ -162,11 +162,18 @@ public enum ReportWriter {
         guard let data = FileManager.default.contents(atPath: run.file("config.json").path),
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return "" }
         var html = "<table>"
-        for group in ["data", "diffrec", "sequential", "finetune"] {
-            guard let values = object[group] as? [String: Any] else { continue }
-            for key in values.keys.sorted() {
-                html += "<tr><th>\(escape(group)).\(escape(key))</th><td>\(escape(String(describing: values[key]!)))</td></tr>"
+        // Nested objects (data.splitRatios) become rows of their own, keys sorted, so the page is the same every time.
+        func rows(_ name: String, _ value: Any) {
+            if let values = value as? [String: Any] {
+                for key in values.keys.sorted() { rows("\(name).\(key)", values[key]!) }
+            } else if let list = value as? [Any] {
+                html += "<tr><th>\(escape(name))</th><td>\(escape(list.map { String(describing: $0) }.joined(separator: ", ")))</td></tr>"
+            } else {
+                html += "<tr><th>\(escape(name))</th><td>\(escape(String(describing: value)))</td></tr>"
             }
+        }
+        for group in ["data", "diffrec", "sequential", "finetune"] {
+            if let values = object[group] as? [String: Any] { rows(group, values) }
         }
         if let encoder = object["encoderRun"] as? String { html += "<tr><th>encoderRun</th><td>\(escape(encoder))</td></tr>" }
         return html + "</table>"
