@@ -47,6 +47,8 @@ struct FinetuneOptions: ParsableArguments {
     var anchor: Float?
     @Flag(inversion: .prefixedNo, help: "Pathwise: anchor only the items outside each user's training row, the ones a ranking sees (default: off).")
     var anchorUnseenOnly: Bool?
+    @Option(help: "Pathwise, anchored: apply the reward and the anchor only to each user's unseen items in the top K of the pre-trained scores or of the anchored optimum x₀_ref + ∇r/β; 0 is every item (default: 0).")
+    var focus: Int?
     @Option(help: "PPO epochs over each batch of rollouts; 0 is REINFORCE (default: 0).")
     var ppoEpochs: Int?
     @Option(help: "PPO clip range ε (default: 0.2).")
@@ -87,6 +89,7 @@ struct FinetuneOptions: ParsableArguments {
         if let pathwiseSteps { s.pathwiseSteps = pathwiseSteps }
         if let anchor { s.anchor = anchor }
         if let anchorUnseenOnly { s.anchorUnseenOnly = anchorUnseenOnly }
+        if let focus { s.focus = focus }
         if let ppoEpochs { s.ppoEpochs = ppoEpochs }
         if let clipRange { s.clipRange = clipRange }
         if let klCoef { s.klCoefficient = klCoef }

@@ -192,10 +192,11 @@ import RefitCompute
     /// The pathwise estimator's gradient, through every reverse step of the noise-free chain and the reward, against
     /// central finite differences of `−mean_u r(x₀(θ))` (x₀ from `DiffRecModel.scores`, the evaluation's own chain).
     /// With an anchor, the objective adds `β·mean_u ½‖x₀ − x₀_ref‖²` to a reference model with other weights (over
-    /// the unseen items only, with `unseenOnly`).
-    @Test(arguments: [(RewardKind.collabLoglik, Float(0), false), (.mixed, 0, false), (.collabLoglik, 3, false), (.collabLift, 0, false),
-                      (.collabLift, 3, true)])
-    func pathwiseGradientMatchesFiniteDifferences(rewardKind: RewardKind, anchor: Float, unseenOnly: Bool) throws {
+    /// the unseen items only, with `unseenOnly`). With `focus` (collab-lift, whose ∂r/∂x₀ is constant) the objective
+    /// keeps only the focus items: `−mean_u Σ_{j∈F_u} ∂r/∂x_j·x_j + β·mean_u ½Σ_{j∈F_u}(x_j − x_ref,j)²`.
+    @Test(arguments: [(RewardKind.collabLoglik, Float(0), false, 0), (.mixed, 0, false, 0), (.collabLoglik, 3, false, 0),
+                      (.collabLift, 0, false, 0), (.collabLift, 3, true, 0), (.collabLift, 3, false, 3)])
+    func pathwiseGradientMatchesFiniteDifferences(rewardKind: RewardKind, anchor: Float, unseenOnly: Bool, focus: Int) throws {
         let (backend, data, diffrec, model, evaluator) = try Self.tinyPolicy()
         var settings = FinetuneSettings()
         settings.estimator = .pathwise
@@ -204,6 +205,7 @@ import RefitCompute
         settings.neighborCount = 2
         settings.anchor = anchor
         settings.anchorUnseenOnly = unseenOnly
+        settings.focus = focus
         try settings.validate()
         var other = diffrec
         other.seed += 1
@@ -220,7 +222,21 @@ import RefitCompute
             let gradients = try backend.readFloats(parameters.gradients)
             let userTensor = try backend.tensor(users.map { Int32($0) }, shape: [users.count])
             let rows = RolloutRows(users: users, userTensor: userTensor)
+            let start = try backend.makeTensor([users.count, 12], .float32)
+            backend.densifyRows(evaluator.trainMatrix, rows: userTensor, into: start)
+            let ref = try backend.readFloats(try reference.scores(start))
+            let step = try backend.makeTensor([users.count, 12], .float32)
+            try (reward as! DifferentiableReward).gradient(x0: try backend.tensor(ref, shape: [users.count, 12]), rows: rows, into: step)
+            let slope = try backend.readFloats(step)
+            let focusMask = focus == 0 ? [] : ReFiTTrainer.focusMask(reference: ref, step: slope, scale: 1 / anchor,
+                                                                      seen: users.map { data.train.row($0) }, count: focus)
+            func focusObjective() throws -> Double {
+                let x0 = try backend.readFloats(try model.scores(start))
+                let terms = x0.indices.map { j in Double(focusMask[j]) * (-Double(slope[j] * x0[j]) + Double(anchor) * Double((x0[j] - ref[j]) * (x0[j] - ref[j])) / 2) }
+                return terms.reduce(0, +) / Double(users.count)
+            }
             func objective() throws -> Double {
+                if focus > 0 { return try focusObjective() }
                 let x = try backend.makeTensor([users.count, 12], .float32)
                 backend.densifyRows(evaluator.trainMatrix, rows: userTensor, into: x)
                 let x0 = try backend.readFloats(try model.scores(x))
@@ -230,8 +246,12 @@ import RefitCompute
                 let squares = x0.indices.filter { !unseenOnly || !seen.contains($0) }.map { Double(x0[$0] - ref[$0]) * Double(x0[$0] - ref[$0]) }.reduce(0, +)
                 return -r.reduce(0, +) / Double(r.count) + Double(anchor) * squares / 2 / Double(users.count)
             }
-            let logged = -rewards.reduce(0, +) / Double(rewards.count) + Double(anchor) * distance
-            #expect(abs(try objective() - logged) < 1e-5, "the pathwise chain is not the evaluation's chain")
+            if focus == 0 {
+                let logged = -rewards.reduce(0, +) / Double(rewards.count) + Double(anchor) * distance
+                #expect(abs(try objective() - logged) < 1e-5, "the pathwise chain is not the evaluation's chain")
+            } else {
+                #expect(focusMask.contains(0) && focusMask.contains(1), "the focus must leave some items out for the check to mean much")
+            }
             var values = try backend.readFloats(parameters.values)
             var checked = 0
             for name in ["out_layers.0.weight", "out_layers.0.bias", "in_layers.0.weight", "in_layers.0.bias", "emb_layer.weight"] {
@@ -246,6 +266,20 @@ import RefitCompute
             }
             #expect(checked >= 5, "too few entries with a measurable gradient: the check would prove little")
         }
+    }
+
+    /// The focus items of two users by hand: the top 2 unseen items before the step and after it, ties to the lower index.
+    @Test func focusMaskKeepsTheTopUnseenItemsBeforeAndAfterTheStep() {
+        let reference: [Float] = [5, 4, 3, 2, 1, 0,   1, 1, 1, 1, 1, 1]
+        let step: [Float] =      [0, 0, 0, 0, 0, 9,   0, 0, 0, 0, 4, 0]
+        let seen: [ArraySlice<Int32>] = [[0][...], [][...]]
+        let mask = ReFiTTrainer.focusMask(reference: reference, step: step, scale: 0.5, seen: seen, count: 2)
+        // User 0: item 0 is seen; before the step the top is 1, 2; after it (item 5 at 4.5) 1 (4) and 5 (4.5).
+        #expect(Array(mask[0..<6]) == [0, 1, 1, 0, 0, 1])
+        // User 1: all tie before the step, so 0 and 1; after it item 4 (3) and then item 0 (the lower index).
+        #expect(Array(mask[6..<12]) == [1, 1, 0, 0, 1, 0])
+        // Asking for more items than a row has keeps every unseen item.
+        #expect(ReFiTTrainer.focusMask(reference: reference, step: step, scale: 1, seen: seen, count: 50) == [0, 1, 1, 1, 1, 1] + [Float](repeating: 1, count: 6))
     }
 
     /// ∂r/∂x₀ of the log-likelihood rewards against finite differences of the reward itself.

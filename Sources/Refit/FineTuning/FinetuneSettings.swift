@@ -84,6 +84,10 @@ public struct FinetuneSettings: Codable, Sendable, Equatable {
     public var anchor: Float = 0
     /// Anchor only the items outside the user's training row (the ones a ranking sees).
     public var anchorUnseenOnly = false
+    /// Pathwise: apply the reward's gradient and the anchor only to each user's focus items, the unseen items in the top
+    /// `focus` of x₀_ref or of the anchored optimum x₀_ref + ∇r/β (0: every item). A ranking only reads the top of the
+    /// list, and a denoiser cannot fit a target everywhere: this spends its capacity where the order changes.
+    public var focus = 0
     /// 0 means REINFORCE (one update per batch of rollouts).
     public var ppoEpochs = 0
     public var clipRange: Float = 0.2
@@ -124,6 +128,7 @@ public struct FinetuneSettings: Codable, Sendable, Equatable {
         pathwiseSteps = try value(.pathwiseSteps, defaults.pathwiseSteps)
         anchor = try value(.anchor, defaults.anchor)
         anchorUnseenOnly = try value(.anchorUnseenOnly, defaults.anchorUnseenOnly)
+        focus = try value(.focus, defaults.focus)
         ppoEpochs = try value(.ppoEpochs, defaults.ppoEpochs)
         clipRange = try value(.clipRange, defaults.clipRange)
         klCoefficient = try value(.klCoefficient, defaults.klCoefficient)
@@ -195,6 +200,8 @@ extension FinetuneSettings {
         try check(anchor >= 0, "--anchor must be non-negative")
         try check(anchor == 0 || estimator == .pathwise, "--anchor applies to --estimator pathwise (REINFORCE has --kl-coef)")
         try check(!anchorUnseenOnly || anchor > 0, "--anchor-unseen-only needs --anchor")
+        try check(focus >= 0, "--focus must be 0 (every item) or more")
+        try check(focus == 0 || anchor > 0, "--focus needs --anchor: its items include the top of the anchored optimum x₀_ref + ∇r/β")
         if estimator == .pathwise {
             try check([.collabLoglik, .collabLift, .selfLoglik, .mixed].contains(reward),
                       "--estimator pathwise is for DiffRec runs with a differentiable reward (collab-loglik, collab-lift, self-loglik or mixed), not \(reward.rawValue)")

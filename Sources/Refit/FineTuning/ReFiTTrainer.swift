@@ -240,11 +240,18 @@ public final class ReFiTTrainer: ReFiTEpochLoop {
             backend.copy(b.state, to: b.meanReference)
             for i in stride(from: steps - 1, through: 0, by: -1) { try reference.reverseStep(state: b.meanReference, step: i, timesteps: b.timesteps) }
         }
+        let rows = RolloutRows(users: users, userTensor: b.users)
+        if settings.focus > 0 {
+            // The focus items, in b.explored: fixed by the frozen reference, so the objective does not move with θ.
+            try differentiable.gradient(x0: b.meanReference, rows: rows, into: b.gradient)
+            let mask = Self.focusMask(reference: try backend.readFloats(b.meanReference), step: try backend.readFloats(b.gradient),
+                                      scale: 1 / settings.anchor, seen: users.map { dataset.train.row($0) }, count: settings.focus)
+            backend.write(mask, to: b.explored)
+        }
         for i in stride(from: steps - 1, through: 0, by: -1) {
             if i < window { backend.copy(b.state, to: try b.slot(i).xt) }
             try policy.reverseStep(state: b.state, step: i, timesteps: b.timesteps)
         }
-        let rows = RolloutRows(users: users, userTensor: b.users)
         let rewards = try reward.rewards(x0: b.state, rows: rows)
         try differentiable.gradient(x0: b.state, rows: rows, into: b.gradient)
         var anchorDistance = 0.0
@@ -252,7 +259,9 @@ public final class ReFiTTrainer: ReFiTEpochLoop {
             // x₀ − x₀_ref into b.meanReference; the anchor adds β·(x₀ − x₀_ref) to −∂r/∂x₀.
             backend.fill(b.coefficient, with: -1)
             backend.combineRows(b.state, scaledBy: b.ones, b.meanReference, scaledBy: b.coefficient, into: b.meanReference)
-            if settings.anchorUnseenOnly {
+            if settings.focus > 0 {
+                backend.multiply(b.meanReference, b.explored, into: b.meanReference)
+            } else if settings.anchorUnseenOnly {
                 // Only unseen items are ranked: the anchor leaves the user's training items free.
                 backend.densifyRows(evaluator.trainMatrix, rows: b.users, into: b.explored)
                 backend.multiply(b.meanReference, b.explored, into: b.exploredPrevious)
@@ -262,6 +271,7 @@ public final class ReFiTTrainer: ReFiTEpochLoop {
             anchorDistance = Double(try backend.readScalar(scalar)) / 2 / Double(b.rows)
             backend.axpy(-settings.anchor, b.meanReference, b.gradient)
         }
+        if settings.focus > 0 { backend.multiply(b.gradient, b.explored, into: b.gradient) }
         backend.scale(b.gradient, by: -1 / Float(b.rows))
         let schedule = policy.diffusion.schedule
         policy.denoiser.parameters.zeroGradients()
@@ -280,6 +290,23 @@ public final class ReFiTTrainer: ReFiTEpochLoop {
             }
         }
         return (rewards, anchorDistance)
+    }
+
+    /// The 0/1 focus mask (rows × items, row-major): in each row, the items outside `seen` that rank in the top `count`
+    /// of `reference` or of `reference + scale·step`, ties to the lower item index.
+    static func focusMask(reference: [Float], step: [Float], scale: Float, seen: [ArraySlice<Int32>], count: Int) -> [Float] {
+        let rows = seen.count, items = reference.count / max(rows, 1)
+        var mask = [Float](repeating: 0, count: reference.count)
+        for r in 0..<rows {
+            var unseen = [Bool](repeating: true, count: items)
+            for i in seen[r] { unseen[Int(i)] = false }
+            let candidates = (0..<items).filter { unseen[$0] }
+            for score in [{ (j: Int) in reference[r * items + j] }, { (j: Int) in reference[r * items + j] + scale * step[r * items + j] }] {
+                let ranked = candidates.sorted { score($0) > score($1) || (score($0) == score($1) && $0 < $1) }
+                for j in ranked.prefix(count) { mask[r * items + j] = 1 }
+            }
+        }
+        return mask
     }
 
     /// One pathwise update: the gradient above, then AdamW. The logged loss is −mean reward plus the anchor term, and
