@@ -8,6 +8,7 @@ extension NeighborKind: ExpressibleByArgument {}
 extension ExplorationKind: ExpressibleByArgument {}
 extension Estimator: ExpressibleByArgument {}
 extension FinetunePreset: ExpressibleByArgument {}
+extension TrainedLayers: ExpressibleByArgument {}
 
 /// The ReFiT options shared by `finetune`, `ablate` and `demo`; nil keeps the default.
 struct FinetuneOptions: ParsableArguments {
@@ -49,6 +50,8 @@ struct FinetuneOptions: ParsableArguments {
     var anchorUnseenOnly: Bool?
     @Option(help: "Pathwise, anchored: apply the reward and the anchor only to each user's unseen items in the top K of the pre-trained scores or of the anchored optimum x₀_ref + ∇r/β; 0 is every item (default: 0).")
     var focus: Int?
+    @Option(help: "Layers fine-tuning updates: all, or only the output layer, keeping the pre-trained features (default: all).")
+    var trainLayers: TrainedLayers?
     @Option(help: "PPO epochs over each batch of rollouts; 0 is REINFORCE (default: 0).")
     var ppoEpochs: Int?
     @Option(help: "PPO clip range ε (default: 0.2).")
@@ -90,6 +93,7 @@ struct FinetuneOptions: ParsableArguments {
         if let anchor { s.anchor = anchor }
         if let anchorUnseenOnly { s.anchorUnseenOnly = anchorUnseenOnly }
         if let focus { s.focus = focus }
+        if let trainLayers { s.trainedLayers = trainLayers }
         if let ppoEpochs { s.ppoEpochs = ppoEpochs }
         if let clipRange { s.clipRange = clipRange }
         if let klCoef { s.klCoefficient = klCoef }

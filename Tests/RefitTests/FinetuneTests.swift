@@ -268,6 +268,34 @@ import RefitCompute
         }
     }
 
+    /// `--train-layers output`: an update, by either estimator, moves the output layer and leaves every other layer as
+    /// it was; with `all` the others move too.
+    @Test(arguments: [(Estimator.pathwise, TrainedLayers.output), (.reinforce, .output), (.pathwise, .all)])
+    func trainedLayersLimitWhatAnUpdateMoves(estimator: Estimator, layers: TrainedLayers) throws {
+        let (backend, data, _, model, evaluator) = try Self.tinyPolicy()
+        var settings = FinetuneSettings()
+        settings.estimator = estimator
+        settings.trainedLayers = layers
+        settings.rollouts = 2
+        settings.explorationScale = 30
+        settings.learningRate = 1e-2
+        let targets = try FinetuneSession.buildTargets(dataset: data, settings: settings, backend: backend)
+        let reward = RewardKind.collabLoglik.make(backend: backend, train: data.train, trainOnDevice: evaluator.trainMatrix, targets: targets, settings: settings)
+        try PretrainTestSupport.withTemporaryFolder { folder in
+            let trainer = try ReFiTTrainer(policy: model, reference: nil, reward: reward, dataset: data, evaluator: evaluator,
+                                           run: RunFolder(folder), settings: settings)
+            let parameters = model.denoiser.parameters
+            let before = try PretrainTestSupport.named(parameters, parameters.values)
+            if estimator == .pathwise { _ = try trainer.pathwiseUpdate(users: [0, 1, 2]) } else { _ = try trainer.update(users: [0, 1, 2]) }
+            let after = try PretrainTestSupport.named(parameters, parameters.values)
+            let output = model.denoiser.architecture.layers.last!.name + "."
+            for (name, values) in before {
+                let moved = values != after[name]
+                #expect(moved == (layers == .all || name.hasPrefix(output)), "\(name): moved \(moved) with --train-layers \(layers.rawValue)")
+            }
+        }
+    }
+
     /// The focus items of two users by hand: the top 2 unseen items before the step and after it, ties to the lower index.
     @Test func focusMaskKeepsTheTopUnseenItemsBeforeAndAfterTheStep() {
         let reference: [Float] = [5, 4, 3, 2, 1, 0,   1, 1, 1, 1, 1, 1]

@@ -50,6 +50,13 @@ public enum Estimator: String, Codable, Sendable, CaseIterable {
     case pathwise
 }
 
+/// Which of the denoiser's layers fine-tuning updates.
+public enum TrainedLayers: String, Codable, Sendable, CaseIterable {
+    case all
+    /// Only the output layer: the features stay the pre-trained ones, and the scores move within what they express.
+    case output
+}
+
 /// Every setting of a ReFiT fine-tuning run.
 public struct FinetuneSettings: Codable, Sendable, Equatable {
     public var reward: RewardKind = .collabLoglik
@@ -88,6 +95,8 @@ public struct FinetuneSettings: Codable, Sendable, Equatable {
     /// `focus` of x₀_ref or of the anchored optimum x₀_ref + ∇r/β (0: every item). A ranking only reads the top of the
     /// list, and a denoiser cannot fit a target everywhere: this spends its capacity where the order changes.
     public var focus = 0
+    /// The layers updated (their gradients are kept; the others' are zeroed before AdamW).
+    public var trainedLayers: TrainedLayers = .all
     /// 0 means REINFORCE (one update per batch of rollouts).
     public var ppoEpochs = 0
     public var clipRange: Float = 0.2
@@ -129,6 +138,7 @@ public struct FinetuneSettings: Codable, Sendable, Equatable {
         anchor = try value(.anchor, defaults.anchor)
         anchorUnseenOnly = try value(.anchorUnseenOnly, defaults.anchorUnseenOnly)
         focus = try value(.focus, defaults.focus)
+        trainedLayers = try value(.trainedLayers, defaults.trainedLayers)
         ppoEpochs = try value(.ppoEpochs, defaults.ppoEpochs)
         clipRange = try value(.clipRange, defaults.clipRange)
         klCoefficient = try value(.klCoefficient, defaults.klCoefficient)

@@ -292,6 +292,14 @@ public final class ReFiTTrainer: ReFiTEpochLoop {
         return (rewards, anchorDistance)
     }
 
+    /// Zeroes the gradients of the layers that `trainedLayers` keeps frozen, so AdamW leaves them as they are (its
+    /// moments stay 0; weight decay, 0 by default, would still shrink them) and the gradient norm is the trained layers'.
+    func zeroFrozenGradients() {
+        guard settings.trainedLayers == .output else { return }
+        let parameters = policy.denoiser.parameters, output = policy.denoiser.architecture.layers.last!.name + "."
+        for entry in parameters.entries where !entry.name.hasPrefix(output) { backend.fill(parameters.gradient(entry.name), with: 0) }
+    }
+
     /// The 0/1 focus mask (rows × items, row-major): in each row, the items outside `seen` that rank in the top `count`
     /// of `reference` or of `reference + scale·step`, ties to the lower item index.
     static func focusMask(reference: [Float], step: [Float], scale: Float, seen: [ArraySlice<Int32>], count: Int) -> [Float] {
@@ -314,6 +322,7 @@ public final class ReFiTTrainer: ReFiTEpochLoop {
     func pathwiseUpdate(users: [Int]) throws -> (rewards: [Double], loss: Double, kl: Double, clipFraction: Double) {
         let parameters = policy.denoiser.parameters
         let (rewards, distance) = try pathwiseGradient(users: users, update: state.updates, buffers: try rolloutBuffers(users.count))
+        zeroFrozenGradients()
         try parameters.applyAdamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay,
                                   maxGradientNorm: settings.maxGradientNorm, scratch: scalar)
         state.updates += 1
@@ -409,6 +418,7 @@ public final class ReFiTTrainer: ReFiTEpochLoop {
                 backend.write(step.dLogp, to: b.dLogp)
                 try accumulateGradient(step: i, slot: slot, buffers: b)
             }
+            zeroFrozenGradients()
             try parameters.applyAdamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay,
                                       maxGradientNorm: settings.maxGradientNorm, scratch: scalar)
         }
