@@ -188,6 +188,7 @@ import RefitCompute
             // ReFiT's options that do not go together, and a baseline comparison of a run that is not there.
             for arguments in [["finetune", "--from", folder + "/nothing-here", "--out", out, "--anchor", "0.1"],
                               ["finetune", "--from", folder + "/nothing-here", "--out", out, "--estimator", "pathwise", "--reward", "collab-ndcg"],
+                              ["finetune", "--from", folder + "/nothing-here", "--out", out, "--estimator", "pathwise", "--focus", "50"],
                               ["baselines", "--from", folder + "/nothing-here"]] {
                 let result = try Self.refit(arguments)
                 #expect(result.status != 0)
