@@ -224,7 +224,9 @@ public final class ReFiTTrainer: ReFiTEpochLoop {
     /// through the last `window` reverse steps. A step maps x_t to `c1·f(x_t, t) + c2·x_t`, so with g = ∂loss/∂x_{t−1}
     /// the parameters get f's backward of c1·g and the chain carries `∂loss/∂x_t = J_fᵀ(c1·g) + c2·g`.
     /// What it stores: x_t at the window's steps (recomputing f there is the price of not keeping activations).
-    /// Returns the rewards and the anchor distance mean_u ½‖x₀ − x₀_ref‖² (0 without an anchor).
+    /// With `focus`, ∂r/∂x₀ and the anchor act only on each user's focus items (`focusMask`); the logged rewards stay
+    /// the whole reward. Returns the rewards and the anchor distance mean_u ½‖x₀ − x₀_ref‖² over the anchored items
+    /// (0 without an anchor).
     func pathwiseGradient(users: [Int], update: Int, buffers b: RolloutBuffers) throws -> (rewards: [Double], anchorDistance: Double) {
         guard let differentiable = reward as? DifferentiableReward else {
             throw FinetuneError.invalidSetting("--estimator pathwise needs a differentiable reward, not \(reward.name)")
