@@ -24,11 +24,11 @@ struct BaselinesCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The DiffRec run folder (its best checkpoint is scored).", valueName: "dir"))
     var from: String
     @Option(help: "Neighbours per user of user-kNN.")
-    var neighborsK: Int = 50
+    var neighborsK = FinetuneSettings().neighborCount
     @Option(help: "Items kept in each user-kNN, item-graph and EASE target.")
-    var targetSize: Int = 100
+    var targetSize = FinetuneSettings().targetSize
     @Option(help: "L2 weight λ of EASE.")
-    var easeLambda: Double = 1000
+    var easeLambda = FinetuneSettings().easeLambda
     @OptionGroup var device: DeviceOptions
     @Flag(help: "Print only the final table.")
     var quiet = false
