@@ -296,6 +296,15 @@ import RefitCompute
         }
     }
 
+    /// DreamRec's fine-tuning updates every layer, so asking it for the output layer alone is refused, not ignored.
+    @Test func outputLayerOnlyIsRefusedForSequentialRewards() throws {
+        var settings = FinetuneSettings.sequential
+        settings.trainedLayers = .output
+        #expect(throws: FinetuneError.self) { try settings.validate() }
+        settings.trainedLayers = .all
+        try settings.validate()
+    }
+
     /// The focus items of two users by hand: the top 2 unseen items before the step and after it, ties to the lower index.
     @Test func focusMaskKeepsTheTopUnseenItemsBeforeAndAfterTheStep() {
         let reference: [Float] = [5, 4, 3, 2, 1, 0,   1, 1, 1, 1, 1, 1]

@@ -212,6 +212,7 @@ extension FinetuneSettings {
         try check(!anchorUnseenOnly || anchor > 0, "--anchor-unseen-only needs --anchor")
         try check(focus >= 0, "--focus must be 0 (every item) or more")
         try check(focus == 0 || anchor > 0, "--focus needs --anchor: its items include the top of the anchored optimum x₀_ref + ∇r/β")
+        try check(trainedLayers == .all || !reward.isSequential, "--train-layers output is for DiffRec runs; DreamRec fine-tuning updates every layer")
         if estimator == .pathwise {
             try check([.collabLoglik, .collabLift, .selfLoglik, .mixed].contains(reward),
                       "--estimator pathwise is for DiffRec runs with a differentiable reward (collab-loglik, collab-lift, self-loglik or mixed), not \(reward.rawValue)")
