@@ -14,7 +14,7 @@ extension TrainedLayers: ExpressibleByArgument {}
 struct FinetuneOptions: ParsableArguments {
     @Option(help: "DiffRec runs: start from a named recipe that the other flags override. ease-lift is the best design measured on ML-1M (--reward collab-lift --neighbors ease --estimator pathwise --anchor 0.03 --anchor-unseen-only --lr 3e-5 --epochs 4 --user-fraction 0.25).")
     var preset: FinetunePreset?
-    @Option(help: "Reward. DiffRec runs: collab-loglik, collab-lift (collab-loglik without the popularity direction), collab-ndcg, self-loglik or mixed (default: collab-loglik). DreamRec runs: seq-loglik or seq-collab (default: seq-loglik).")
+    @Option(help: "Reward. DiffRec runs: collab-loglik, collab-lift (collab-loglik without the popularity direction), collab-score (the target standardised per user: anchored at β, its optimum is the blend z(model) + z(target)/β), collab-ndcg, self-loglik or mixed (default: collab-loglik). DreamRec runs: seq-loglik or seq-collab (default: seq-loglik).")
     var reward: RewardKind?
     @Option(help: "Collaborative targets from: user-knn, item-graph, or ease (an item–item regression; default: user-knn).")
     var neighbors: NeighborKind?
@@ -40,7 +40,7 @@ struct FinetuneOptions: ParsableArguments {
     var explore: ExplorationKind?
     @Option(help: "Fraction of the noisy steps trained on per update (default: 0.25).")
     var stepFraction: Double?
-    @Option(help: "Gradient estimator: reinforce (G stochastic rollouts per user) or pathwise (backpropagate a log-likelihood reward through the noise-free chain; DiffRec runs) (default: reinforce).")
+    @Option(help: "Gradient estimator: reinforce (G stochastic rollouts per user) or pathwise (backpropagate a differentiable reward through the noise-free chain; DiffRec runs) (default: reinforce).")
     var estimator: Estimator?
     @Option(help: "Pathwise: reverse steps the gradient flows through, counted from the last; 0 is all (default: 0).")
     var pathwiseSteps: Int?

@@ -13,12 +13,13 @@ import RefitCompute
     }
 
     /// The rewards of `kind` (τ = 0.5, CPU reference) for x₀'s rows, row r belonging to user r.
-    static func rewards(_ kind: RewardKind, data: InteractionDataset, targets: CollaborativeTargets, x0: [Float]) throws -> [Double] {
+    static func rewards(_ kind: RewardKind, data: InteractionDataset, targets: CollaborativeTargets, x0: [Float],
+                        spread: [Float]? = nil) throws -> [Double] {
         let backend = CPUBackend()
         var settings = FinetuneSettings()
         settings.temperature = 0.5
         let reward = kind.make(backend: backend, train: data.train, trainOnDevice: try DeviceCSR(data.train, on: backend),
-                               targets: targets, settings: settings)
+                               targets: targets, settings: settings, referenceSpread: spread)
         let users = x0.count / data.itemCount
         return try reward.rewards(x0: try backend.tensor(x0, shape: [users, data.itemCount]),
                                   rows: RolloutRows(users: Array(0..<users), userTensor: try backend.tensor((0..<users).map { Int32($0) }, shape: [users])))
@@ -79,6 +80,47 @@ import RefitCompute
         #expect(abs(r[1] - 0.8) < 1e-5, "\(r[1])")
     }
 
+    /// collab-score = ⟨σ_u·z_u(w_u), x₀⟩ over the unseen items, z_u computed here directly from the dense row.
+    @Test func collaborativeScoreOnHandExample() throws {
+        let data = Self.dataset(train: [[0], [1, 2]], valid: [[], []], test: [[], []], items: 4)
+        let targets = CollaborativeTargets(items: [[1, 2], [0]], weights: [[0.75, 0.25], [1]], itemCount: 4)
+        let x0: [Float] = [0.9, 0.2, -0.1, 0.4, 0.3, 0.8, 0.7, -0.5]
+        let spread: [Float] = [2, 0.5]
+        let rewards = try Self.rewards(.collabScore, data: data, targets: targets, x0: x0, spread: spread)
+        func expected(_ x: ArraySlice<Float>, dense w: [Double], unseen: [Int], spread: Double) -> Double {
+            let values = unseen.map { w[$0] }
+            let mean = values.reduce(0, +) / Double(values.count)
+            let sd = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count)).squareRoot()
+            return unseen.map { spread * (w[$0] - mean) / sd * Double(x[x.startIndex + $0]) }.reduce(0, +)
+        }
+        let first = expected(x0[0..<4], dense: [0, 0.75, 0.25, 0], unseen: [1, 2, 3], spread: 2)
+        let second = expected(x0[4..<8], dense: [1, 0, 0, 0], unseen: [0, 3], spread: 0.5)
+        #expect(abs(rewards[0] - first) < 1e-5, "\(rewards[0]) vs \(first)")
+        #expect(abs(rewards[1] - second) < 1e-5, "\(rewards[1]) vs \(second)")
+        #expect(abs(second - 0.4) < 1e-6)  // z = (1, −1) on items 0 and 3: 0.5·(0.3 + 0.5)
+        // Seen items carry no weight: changing x₀ there leaves the reward alone.
+        var moved = x0
+        moved[0] = 5; moved[5] = -3
+        #expect(try Self.rewards(.collabScore, data: data, targets: targets, x0: moved, spread: spread) == rewards)
+    }
+
+    /// σ_u is the spread of the model's own scores over the user's unseen items, batch by batch (4 does not divide 6).
+    @Test func referenceSpreadIsTheDeviationOverUnseenItems() throws {
+        let (backend, data, _, model, evaluator) = try Self.tinyPolicy()
+        let spread = try CollaborativeScoreReward.referenceSpread(model: model, train: data.train, trainOnDevice: evaluator.trainMatrix,
+                                                                  batchSize: 4)
+        let input = try backend.makeTensor([6, 12], .float32)
+        backend.densifyRows(evaluator.trainMatrix, rows: try backend.tensor((0..<6).map { Int32($0) }, shape: [6]), into: input)
+        let scores = try backend.readFloats(try model.scores(input))
+        for u in 0..<6 {
+            let unseen = (0..<12).filter { !data.train.row(u).contains(Int32($0)) }.map { Double(scores[u * 12 + $0]) }
+            let mean = unseen.reduce(0, +) / Double(unseen.count)
+            let sd = (unseen.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(unseen.count)).squareRoot()
+            #expect(abs(Double(spread[u]) - sd) < 1e-6 * max(1, sd), "user \(u): \(spread[u]) vs \(sd)")
+        }
+        #expect(Set(spread).count > 1, "users differ in spread, or the check proves little")
+    }
+
     @Test func collaborativeNDCGOnHandExample() throws {
         let backend = CPUBackend()
         let data = Self.dataset(train: [[0]], valid: [[]], test: [[]], items: 5)
@@ -116,10 +158,12 @@ import RefitCompute
             for rewardKind in RewardKind.allCases where !rewardKind.isSequential {
                 let x0 = try backend.tensor(randomRow(32, seed: 5), shape: [4, 8])
                 let rows = RolloutRows(users: [0, 1, 2, 3], userTensor: try backend.tensor([0, 1, 2, 3] as [Int32], shape: [4]))
+                // σ_u comes from a reference model's scores on the training rows (`referenceSpread` reads nothing else).
+                let spread: [Float] = [1.5, 0.5, 2, 1]
                 let ra = try rewardKind.make(backend: backend, train: quiet.train, trainOnDevice: try DeviceCSR(quiet.train, on: backend),
-                                             targets: a, settings: settings).rewards(x0: x0, rows: rows)
+                                             targets: a, settings: settings, referenceSpread: spread).rewards(x0: x0, rows: rows)
                 let rb = try rewardKind.make(backend: backend, train: loud.train, trainOnDevice: try DeviceCSR(loud.train, on: backend),
-                                             targets: b, settings: settings).rewards(x0: x0, rows: rows)
+                                             targets: b, settings: settings, referenceSpread: spread).rewards(x0: x0, rows: rows)
                 #expect(ra == rb, "\(kind) \(rewardKind): held-out data changed the reward")
             }
         }
@@ -192,10 +236,11 @@ import RefitCompute
     /// The pathwise estimator's gradient, through every reverse step of the noise-free chain and the reward, against
     /// central finite differences of `−mean_u r(x₀(θ))` (x₀ from `DiffRecModel.scores`, the evaluation's own chain).
     /// With an anchor, the objective adds `β·mean_u ½‖x₀ − x₀_ref‖²` to a reference model with other weights (over
-    /// the unseen items only, with `unseenOnly`). With `focus` (collab-lift, whose ∂r/∂x₀ is constant) the objective
+    /// the unseen items only, with `unseenOnly`). With `focus` (collab-lift and collab-score, whose ∂r/∂x₀ is constant) the objective
     /// keeps only the focus items: `−mean_u Σ_{j∈F_u} ∂r/∂x_j·x_j + β·mean_u ½Σ_{j∈F_u}(x_j − x_ref,j)²`.
     @Test(arguments: [(RewardKind.collabLoglik, Float(0), false, 0), (.mixed, 0, false, 0), (.collabLoglik, 3, false, 0),
-                      (.collabLift, 0, false, 0), (.collabLift, 3, true, 0), (.collabLift, 3, false, 3)])
+                      (.collabLift, 0, false, 0), (.collabLift, 3, true, 0), (.collabLift, 3, false, 3),
+                      (.collabScore, 2, true, 0), (.collabScore, 2, false, 3)])
     func pathwiseGradientMatchesFiniteDifferences(rewardKind: RewardKind, anchor: Float, unseenOnly: Bool, focus: Int) throws {
         let (backend, data, diffrec, model, evaluator) = try Self.tinyPolicy()
         var settings = FinetuneSettings()
@@ -211,7 +256,10 @@ import RefitCompute
         other.seed += 1
         let reference = try DiffRecModel(backend: backend, settings: other, items: 12)
         let targets = try FinetuneSession.buildTargets(dataset: data, settings: settings, backend: backend)
-        let reward = rewardKind.make(backend: backend, train: data.train, trainOnDevice: evaluator.trainMatrix, targets: targets, settings: settings)
+        let spread = try CollaborativeScoreReward.referenceSpread(model: reference, train: data.train, trainOnDevice: evaluator.trainMatrix,
+                                                                  batchSize: 4)
+        let reward = rewardKind.make(backend: backend, train: data.train, trainOnDevice: evaluator.trainMatrix, targets: targets,
+                                     settings: settings, referenceSpread: spread)
         let users = [0, 1, 2, 4]
         try PretrainTestSupport.withTemporaryFolder { folder in
             let trainer = try ReFiTTrainer(policy: model, reference: reference, reward: reward, dataset: data, evaluator: evaluator,
@@ -326,9 +374,9 @@ import RefitCompute
         let targets = CollaborativeTargets(items: [[1, 3], [0], []], weights: [[0.75, 0.25], [1], []], itemCount: 5)
         var settings = FinetuneSettings()
         settings.temperature = 0.5
-        for kind in [RewardKind.collabLoglik, .collabLift, .selfLoglik, .mixed] {
+        for kind in [RewardKind.collabLoglik, .collabLift, .collabScore, .selfLoglik, .mixed] {
             let reward = kind.make(backend: backend, train: data.train, trainOnDevice: try DeviceCSR(data.train, on: backend),
-                                   targets: targets, settings: settings) as! DifferentiableReward
+                                   targets: targets, settings: settings, referenceSpread: [0.7, 1.3, 2]) as! DifferentiableReward
             let rows = RolloutRows(users: [0, 1, 2], userTensor: try backend.tensor([0, 1, 2] as [Int32], shape: [3]))
             var x: [Float] = [0.9, 0.2, -0.1, 0.4, 0.0, 0.3, 0.8, 0.7, -0.5, 0.1, 0.2, 0.6, -0.3, 0.0, 0.5]
             let gradient = try backend.makeTensor([3, 5], .float32)

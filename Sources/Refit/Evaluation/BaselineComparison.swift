@@ -124,15 +124,24 @@ public enum BaselineComparison {
     static func standardisedRows(_ values: [Float], columns: Int, excluding: CSRMatrix? = nil) -> [Float] {
         var out = values
         for (u, start) in stride(from: 0, to: values.count, by: columns).enumerated() {
-            var kept = [Bool](repeating: true, count: columns)
-            if let excluding { for i in excluding.row(u) { kept[Int(i)] = false } }
-            var count = 0.0, sum = 0.0, squares = 0.0
-            for j in 0..<columns where kept[j] { count += 1; sum += Double(values[start + j]) }
-            let mean = count > 0 ? sum / count : 0
-            for j in 0..<columns where kept[j] { squares += (Double(values[start + j]) - mean) * (Double(values[start + j]) - mean) }
-            let scale = squares > 0 ? 1 / (squares / count).squareRoot() : 0
+            let row = values[start..<(start + columns)]
+            let (mean, deviation) = unseenMoments(row, seen: excluding?.row(u) ?? [])
+            let scale = deviation > 0 ? 1 / deviation : 0
             for j in 0..<columns { out[start + j] = Float((Double(values[start + j]) - mean) * scale) }
         }
         return out
+    }
+
+    /// The mean and standard deviation of a row of scores over the columns outside `seen` (sorted, unique): the items a
+    /// ranking sees. (0, 0) when every column is seen.
+    static func unseenMoments(_ row: ArraySlice<Float>, seen: ArraySlice<Int32>) -> (mean: Double, deviation: Double) {
+        var kept = [Bool](repeating: true, count: row.count)
+        for i in seen { kept[Int(i)] = false }
+        var count = 0.0, sum = 0.0, squares = 0.0
+        for (j, x) in zip(row.indices, row) where kept[j - row.startIndex] { count += 1; sum += Double(x) }
+        guard count > 0 else { return (0, 0) }
+        let mean = sum / count
+        for (j, x) in zip(row.indices, row) where kept[j - row.startIndex] { squares += (Double(x) - mean) * (Double(x) - mean) }
+        return (mean, (squares / count).squareRoot())
     }
 }

@@ -46,8 +46,11 @@ public enum FinetuneSession {
         let evaluator = try TopKEvaluator(backend: backend, dataset: dataset, batchSize: base.configuration.diffrec.batchSize)
         let policy = try base.copyModel()
         let reference = settings.klCoefficient > 0 || settings.anchor > 0 ? base.model : nil
+        let spread = settings.reward == .collabScore
+            ? try CollaborativeScoreReward.referenceSpread(model: base.model, train: dataset.train, trainOnDevice: evaluator.trainMatrix,
+                                                           batchSize: evaluator.batchSize) : nil
         let reward = settings.reward.make(backend: backend, train: dataset.train, trainOnDevice: evaluator.trainMatrix,
-                                          targets: targets, settings: settings)
+                                          targets: targets, settings: settings, referenceSpread: spread)
         let state = resume ? try ReFiTTrainer.restore(policy: policy, from: out) : nil
         if let state { try out.filterMetrics { ($0["epoch"] as? Int ?? 0) <= state.epoch } }
         let trainer = try ReFiTTrainer(policy: policy, reference: reference, reward: reward, dataset: dataset, evaluator: evaluator,

@@ -8,6 +8,10 @@ public enum RewardKind: String, Codable, Sendable, CaseIterable {
     /// renormalised): it rewards what is personal in a user's target and not what every target shares (popularity).
     /// The softmax normalisers cancel, so it is linear in x₀: `Σ_j (w_uj − w̄_uj)·x₀_j/τ`.
     case collabLift = "collab-lift"
+    /// `σ_u·⟨z_u(w_u), x₀⟩`: the collaborative target standardised over the user's unseen items (0 on seen ones), scaled by
+    /// σ_u, the spread of the pre-trained model's scores over those items. Linear in x₀; with the pathwise anchor β its
+    /// optimum x₀_ref + σ_u·z_u(w_u)/β ranks like the blend z(x₀_ref) + z(w_u)/β that `refit baselines` measures.
+    case collabScore = "collab-score"
     /// The naive design: the log-likelihood of the user's own training items.
     case selfLoglik = "self-loglik"
     /// α·self + (1 − α)·collab.
@@ -214,8 +218,8 @@ extension FinetuneSettings {
         try check(focus == 0 || anchor > 0, "--focus needs --anchor: its items include the top of the anchored optimum x₀_ref + ∇r/β")
         try check(trainedLayers == .all || !reward.isSequential, "--train-layers output is for DiffRec runs; DreamRec fine-tuning updates every layer")
         if estimator == .pathwise {
-            try check([.collabLoglik, .collabLift, .selfLoglik, .mixed].contains(reward),
-                      "--estimator pathwise is for DiffRec runs with a differentiable reward (collab-loglik, collab-lift, self-loglik or mixed), not \(reward.rawValue)")
+            try check([.collabLoglik, .collabLift, .collabScore, .selfLoglik, .mixed].contains(reward),
+                      "--estimator pathwise is for DiffRec runs with a differentiable reward (collab-loglik, collab-lift, collab-score, self-loglik or mixed), not \(reward.rawValue)")
             try check(ppoEpochs == 0 && klCoefficient == 0 && exploration == .all,
                       "--estimator pathwise follows the noise-free chain: --ppo-epochs, --kl-coef and --explore do not apply")
         }

@@ -151,6 +151,82 @@ final class CollaborativeNDCGReward: RolloutReward {
     }
 }
 
+/// collab-score: `r_u(x₀) = ⟨g_u, x₀⟩` with `g_u = σ_u·z_u(w_u)` on the user's unseen items and 0 on seen ones, where
+/// z_u standardises the target w_u (zero outside its items) over the unseen items and σ_u is the standard deviation of
+/// the pre-trained model's scores there.
+///
+/// Why this shape: with the pathwise anchor β the objective's optimum is x₀_ref + g_u/β, which ranks the unseen items
+/// exactly like z(x₀_ref) + z(w_u)/β, the blend `refit baselines` scores (α = 1/β). Standardising per user is what
+/// collab-lift lacks: a lift scaled the same for every user moves short, flat targets as far as long, peaked ones,
+/// and its optimum gains about half as much on validation. σ_u is fixed by the frozen reference, so r stays linear.
+final class CollaborativeScoreReward: DifferentiableReward {
+    let name = RewardKind.collabScore.rawValue
+    let backend: any Backend
+    let train: CSRMatrix
+    let targets: CollaborativeTargets
+    /// σ_u for every user (`referenceSpread`).
+    let spread: [Float]
+    private var scratch: [Int: (weights: Tensor, sums: Tensor)] = [:]
+
+    init(backend: any Backend, train: CSRMatrix, targets: CollaborativeTargets, spread: [Float]) {
+        precondition(spread.count == train.rowCount, "collab-score needs σ_u for each of the \(train.rowCount) users")
+        self.backend = backend
+        self.train = train
+        self.targets = targets
+        self.spread = spread
+    }
+
+    /// g_u, dense over the items. w_u is zero outside its M items and those are all unseen, so its moments over the
+    /// n unseen items are mean Σw/n and variance Σw²/n − mean². A user with no target, or no unseen item, gets 0.
+    func direction(user: Int, into row: inout ArraySlice<Float>) {
+        let items = row.count, seen = train.row(user)
+        let unseen = Double(items - seen.count)
+        let total = targets.weights[user].reduce(0.0) { $0 + Double($1) }
+        let squares = targets.weights[user].reduce(0.0) { $0 + Double($1) * Double($1) }
+        let mean = unseen > 0 ? total / unseen : 0
+        let variance = unseen > 0 ? squares / unseen - mean * mean : 0
+        guard variance > 0 else { for j in row.indices { row[j] = 0 }; return }
+        let scale = Double(spread[user]) / variance.squareRoot()
+        for j in row.indices { row[j] = Float(-mean * scale) }
+        for i in seen { row[row.startIndex + Int(i)] = 0 }
+        for (i, w) in zip(targets.items[user], targets.weights[user]) { row[row.startIndex + Int(i)] = Float((Double(w) - mean) * scale) }
+    }
+
+    func gradient(x0: Tensor, rows: RolloutRows, into gradient: Tensor) throws {
+        let items = x0.columns
+        var host = [Float](repeating: 0, count: x0.rows * items)
+        for (r, user) in rows.users.enumerated() { direction(user: user, into: &host[(r * items)..<((r + 1) * items)]) }
+        backend.write(host, to: gradient)
+    }
+
+    func rewards(x0: Tensor, rows: RolloutRows) throws -> [Double] {
+        let s = try scratch.reused(x0.rows) { (try backend.makeTensor([x0.rows, x0.columns], .float32), try backend.makeTensor([x0.rows], .float32)) }
+        try gradient(x0: x0, rows: rows, into: s.weights)
+        backend.multiply(x0, s.weights, into: s.weights)
+        backend.sumRows(s.weights, into: s.sums)
+        return try backend.readFloats(s.sums).map(Double.init)
+    }
+
+    /// σ_u: the standard deviation of `model`'s scores over each user's unseen items, from the training rows alone, a
+    /// batch of users at a time (host memory O(batch × items + users)).
+    static func referenceSpread(model: DiffRecModel, train: CSRMatrix, trainOnDevice: DeviceCSR, batchSize: Int) throws -> [Float] {
+        let backend = model.backend
+        var spread = [Float](); spread.reserveCapacity(train.rowCount)
+        for start in stride(from: 0, to: train.rowCount, by: batchSize) {
+            let rows = min(batchSize, train.rowCount - start)
+            let users = try backend.tensor((start..<(start + rows)).map { Int32($0) }, shape: [rows])
+            let input = try backend.makeTensor([rows, train.columnCount], .float32)
+            backend.densifyRows(trainOnDevice, rows: users, into: input)
+            let scores = try backend.readFloats(try model.scores(input))
+            for r in 0..<rows {
+                let row = scores[(r * train.columnCount)..<((r + 1) * train.columnCount)]
+                spread.append(Float(BaselineComparison.unseenMoments(row, seen: train.row(start + r)).deviation))
+            }
+        }
+        return spread
+    }
+}
+
 /// α·a + (1 − α)·b.
 final class MixedReward: DifferentiableReward {
     let name = RewardKind.mixed.rawValue
@@ -179,8 +255,9 @@ final class MixedReward: DifferentiableReward {
 
 extension RewardKind {
     /// The reward of this kind for a dataset's training matrix and collaborative targets.
+    /// `referenceSpread` (σ_u, `CollaborativeScoreReward.referenceSpread`) is needed by collab-score only.
     public func make(backend: any Backend, train: CSRMatrix, trainOnDevice: DeviceCSR, targets: CollaborativeTargets,
-                     settings: FinetuneSettings) -> RolloutReward {
+                     settings: FinetuneSettings, referenceSpread: [Float]? = nil) -> RolloutReward {
         let collab = LogLikelihoodReward(name: RewardKind.collabLoglik.rawValue, backend: backend, train: trainOnDevice,
                                          temperature: settings.temperature, maskSeen: true) { user in
             (targets.items[user][...], targets.weights[user])
@@ -196,6 +273,9 @@ extension RewardKind {
             let population = targets.populationMean()
             return LogLikelihoodReward(name: rawValue, backend: backend, train: trainOnDevice, temperature: settings.temperature,
                                        maskSeen: true) { user in targets.lift(user: user, population: population, seen: train.row(user)) }
+        case .collabScore:
+            guard let referenceSpread else { preconditionFailure("collab-score needs the reference model's spread σ_u") }
+            return CollaborativeScoreReward(backend: backend, train: train, targets: targets, spread: referenceSpread)
         case .selfLoglik: return selfReward
         case .collabNDCG: return CollaborativeNDCGReward(backend: backend, train: trainOnDevice, targets: targets, cutoff: settings.ndcgCutoff)
         case .mixed: return MixedReward(selfReward, collab, weight: Double(settings.mixWeight))
