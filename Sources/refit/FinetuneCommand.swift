@@ -12,7 +12,7 @@ extension TrainedLayers: ExpressibleByArgument {}
 
 /// The ReFiT options shared by `finetune`, `ablate` and `demo`; nil keeps the default.
 struct FinetuneOptions: ParsableArguments {
-    @Option(help: "DiffRec runs: start from a named recipe that the other flags override. ease-lift is the best design measured on ML-1M (--reward collab-lift --neighbors ease --estimator pathwise --anchor 0.03 --anchor-unseen-only --lr 3e-5 --epochs 4 --user-fraction 0.25).")
+    @Option(help: "DiffRec runs: start from a named recipe that the other flags override. ease-score is the best design measured on ML-1M (--reward collab-score --neighbors ease --estimator pathwise --anchor 1 --focus 50 --pathwise-steps 1 --lr 1e-4 --epochs 8 --user-fraction 0.5); ease-lift the one before it (--reward collab-lift --neighbors ease --estimator pathwise --anchor 0.03 --anchor-unseen-only --lr 3e-5 --epochs 4 --user-fraction 0.25).")
     var preset: FinetunePreset?
     @Option(help: "Reward. DiffRec runs: collab-loglik, collab-lift (collab-loglik without the popularity direction), collab-score (the target standardised per user: anchored at β, its optimum is the blend z(model) + z(target)/β), collab-ndcg, self-loglik or mixed (default: collab-loglik). DreamRec runs: seq-loglik or seq-collab (default: seq-loglik).")
     var reward: RewardKind?
@@ -115,7 +115,7 @@ struct FinetuneCommand: ParsableCommand {
         discussion: """
         Example:
           refit finetune --from runs/ml1m --out runs/ml1m-refit --reward collab-loglik --epochs 3
-          refit finetune --from runs/ml1m --out runs/ml1m-lift --preset ease-lift   (the best design measured on ML-1M)
+          refit finetune --from runs/ml1m --out runs/ml1m-score --preset ease-score   (the best design measured on ML-1M)
           refit finetune --from runs/dreamrec --out runs/dreamrec-refit --epochs 10   (a DreamRec run: seq-loglik)
         Each epoch prints reward mean ± std, loss, approximate KL, clip fraction, time and the validation scores;
         the best validation NDCG@20 epoch is kept. The final table compares the pre-trained and fine-tuned

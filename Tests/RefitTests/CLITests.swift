@@ -142,16 +142,16 @@ import RefitCompute
         }
     }
 
-    /// `--preset ease-lift` sets the recipe's settings, and flags given beside it win, the anchor's scope included.
+    /// `--preset ease-lift` and `ease-score` set their recipe's settings, and flags given beside it win, the anchor's scope included.
     @Test func finetunePresetSetsTheRecipeAndFlagsOverrideIt() throws {
         try PretrainTestSupport.withTemporaryFolder { folder in
             let pretrained = folder + "/tiny"
             let train = try Self.refit(["pretrain", "--data", "builtin:demo", "--epochs", "1", "--dims", "16", "--steps", "5",
                                         "--batch-size", "500", "--out", pretrained, "--quiet"])
             #expect(train.status == 0, "pretrain failed: \(train.stderr)")
-            func settings(_ extra: [String], _ name: String) throws -> FinetuneSettings? {
+            func settings(_ extra: [String], _ name: String, preset: FinetunePreset = .easeLift) throws -> FinetuneSettings? {
                 let out = folder + "/" + name
-                let run = try Self.refit(["finetune", "--from", pretrained, "--out", out, "--preset", "ease-lift", "--epochs", "1", "--quiet"] + extra)
+                let run = try Self.refit(["finetune", "--from", pretrained, "--out", out, "--preset", preset.rawValue, "--epochs", "1", "--quiet"] + extra)
                 #expect(run.status == 0, "finetune \(extra) failed: \(run.stderr)")
                 return try RunFolder(out).readJSON(RunConfiguration.self, from: "config.json").finetune
             }
@@ -163,6 +163,11 @@ import RefitCompute
             let overridden = try #require(try settings(["--anchor", "0.1", "--no-anchor-unseen-only", "--lr", "1e-4"], "lift-overridden"))
             #expect(overridden.anchor == 0.1 && !overridden.anchorUnseenOnly && overridden.learningRate == 1e-4)
             #expect(overridden.reward == .collabLift && overridden.userFraction == 0.25)
+            let score = try #require(try settings([], "score", preset: .easeScore))
+            expected = FinetunePreset.easeScore.settings
+            expected.epochs = 1
+            #expect(score == expected)
+            #expect(score.reward == .collabScore && score.focus == 50 && score.anchor == 1 && score.pathwiseSteps == 1)
         }
     }
 
