@@ -13,7 +13,9 @@ struct BaselinesCommand: ParsableCommand {
         Each blend is z(model) + α·z(signal), the scores standardised per user over the items outside their training
         row, α chosen on validation NDCG@20 from 0.1 to 4. It tells what a ReFiT reward built on that signal
         (--neighbors user-knn, item-graph or ease) can hope to add: a signal whose best blend does not beat the model
-        on validation has nothing to teach it.
+        on validation has nothing to teach it. The blend is also the optimum that --reward collab-score aims at
+        with --anchor β = 1/α (the EASE row blends EASE's dense scores; the reward uses its top --target-size items,
+        which on ML-1M rank the same).
         The last four rows bound collab-lift. "lift / β" is x₀_ref + L_u/β, the optimum of the anchored pathwise
         objective, with 1/β (the α column) chosen on validation from 1 to 100; "last-layer fit" keeps only the
         least-squares part of L_u/β that the model's last hidden layer can express, which is what fine-tuning can

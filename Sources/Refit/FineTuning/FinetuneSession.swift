@@ -46,9 +46,13 @@ public enum FinetuneSession {
         let evaluator = try TopKEvaluator(backend: backend, dataset: dataset, batchSize: base.configuration.diffrec.batchSize)
         let policy = try base.copyModel()
         let reference = settings.klCoefficient > 0 || settings.anchor > 0 ? base.model : nil
-        let spread = settings.reward == .collabScore
-            ? try CollaborativeScoreReward.referenceSpread(model: base.model, train: dataset.train, trainOnDevice: evaluator.trainMatrix,
-                                                           batchSize: evaluator.batchSize) : nil
+        var spread: [Float]? = nil
+        if settings.reward == .collabScore {
+            let started = Date()
+            spread = try CollaborativeScoreReward.referenceSpread(model: base.model, train: dataset.train, trainOnDevice: evaluator.trainMatrix,
+                                                                  batchSize: evaluator.batchSize)
+            observer?.log(String(format: "collab-score: the pre-trained scores' spread σ_u over each user's unseen items, %.1f s", Date().timeIntervalSince(started)))
+        }
         let reward = settings.reward.make(backend: backend, train: dataset.train, trainOnDevice: evaluator.trainMatrix,
                                           targets: targets, settings: settings, referenceSpread: spread)
         let state = resume ? try ReFiTTrainer.restore(policy: policy, from: out) : nil
