@@ -12,11 +12,11 @@ extension TrainedLayers: ExpressibleByArgument {}
 
 /// The ReFiT options shared by `finetune`, `ablate` and `demo`; nil keeps the default.
 struct FinetuneOptions: ParsableArguments {
-    @Option(help: "DiffRec runs: start from a named recipe that the other flags override. ease-score is the best design measured on ML-1M (--reward collab-score --neighbors ease --estimator pathwise --anchor 1 --focus 50 --pathwise-steps 1 --lr 1e-4 --epochs 8 --user-fraction 0.5); ease-lift the one before it (--reward collab-lift --neighbors ease --estimator pathwise --anchor 0.03 --anchor-unseen-only --lr 3e-5 --epochs 4 --user-fraction 0.25).")
+    @Option(help: "DiffRec runs: the recipe the other flags override (default: ease-score). ease-score is the best design measured on ML-1M: --reward collab-score --neighbors ease --estimator pathwise --anchor 1 --focus 50 --pathwise-steps 1 --lr 1e-4 --epochs 8 --user-fraction 0.5. design is DESIGN §4 as specified: REINFORCE, collab-loglik, user-knn, lr 1e-5, 5 epochs, every user. A flag's default below is the same in every recipe unless it names them. ease-lift is the design before ease-score: --reward collab-lift --neighbors ease --estimator pathwise --anchor 0.03 --anchor-unseen-only --lr 3e-5 --epochs 4 --user-fraction 0.25.")
     var preset: FinetunePreset?
-    @Option(help: "Reward. DiffRec runs: collab-loglik, collab-lift (collab-loglik without the popularity direction), collab-score (the target standardised per user: anchored at β, its optimum is the blend z(model) + z(target)/β), collab-ndcg, self-loglik or mixed (default: collab-loglik). DreamRec runs: seq-loglik or seq-collab (default: seq-loglik).")
+    @Option(help: "Reward. DiffRec runs: collab-loglik, collab-lift (collab-loglik without the popularity direction), collab-score (the target standardised per user: anchored at β, its optimum is the blend z(model) + z(target)/β), collab-ndcg, self-loglik or mixed (ease-score: collab-score; design: collab-loglik). DreamRec runs: seq-loglik or seq-collab (default: seq-loglik).")
     var reward: RewardKind?
-    @Option(help: "Collaborative targets from: user-knn, item-graph, or ease (an item–item regression; default: user-knn).")
+    @Option(help: "Collaborative targets from: user-knn, item-graph, or ease (an item–item regression) (ease-score: ease; design: user-knn).")
     var neighbors: NeighborKind?
     @Option(help: "Neighbours per user for user-knn (default: 50).")
     var neighborsK: Int?
@@ -40,15 +40,15 @@ struct FinetuneOptions: ParsableArguments {
     var explore: ExplorationKind?
     @Option(help: "Fraction of the noisy steps trained on per update (default: 0.25).")
     var stepFraction: Double?
-    @Option(help: "Gradient estimator: reinforce (G stochastic rollouts per user) or pathwise (backpropagate a differentiable reward through the noise-free chain; DiffRec runs) (default: reinforce).")
+    @Option(help: "Gradient estimator: reinforce (G stochastic rollouts per user) or pathwise (backpropagate a differentiable reward through the noise-free chain; DiffRec runs) (ease-score: pathwise; design: reinforce).")
     var estimator: Estimator?
-    @Option(help: "Pathwise: reverse steps the gradient flows through, counted from the last; 0 is all (default: 0).")
+    @Option(help: "Pathwise: reverse steps the gradient flows through, counted from the last; 0 is all (ease-score: 1; design: 0).")
     var pathwiseSteps: Int?
-    @Option(help: "Pathwise: β of the anchor β·½‖x₀ − x₀_ref‖² to the pre-trained model's output; 0 is none (default: 0).")
+    @Option(help: "Pathwise: β of the anchor β·½‖x₀ − x₀_ref‖² to the pre-trained model's output; 0 is none (ease-score: 1; design: 0).")
     var anchor: Float?
     @Flag(inversion: .prefixedNo, help: "Pathwise: anchor only the items outside each user's training row, the ones a ranking sees (default: off).")
     var anchorUnseenOnly: Bool?
-    @Option(help: "Pathwise, anchored: apply the reward and the anchor only to each user's unseen items in the top K of the pre-trained scores or of the anchored optimum x₀_ref + ∇r/β; 0 is every item (default: 0).")
+    @Option(help: "Pathwise, anchored: apply the reward and the anchor only to each user's unseen items in the top K of the pre-trained scores or of the anchored optimum x₀_ref + ∇r/β; 0 is every item (ease-score: 50; design: 0).")
     var focus: Int?
     @Option(help: "Layers fine-tuning updates: all, or only the output layer, keeping the pre-trained features (default: all).")
     var trainLayers: TrainedLayers?
@@ -58,23 +58,24 @@ struct FinetuneOptions: ParsableArguments {
     var clipRange: Float?
     @Option(help: "KL penalty β towards the frozen pre-trained model (default: 0).")
     var klCoef: Float?
-    @Option(name: .customLong("lr"), help: "Learning rate of AdamW (default: 1e-5; DreamRec runs 3e-5).")
+    @Option(name: .customLong("lr"), help: "Learning rate of AdamW (ease-score: 1e-4; design: 1e-5; DreamRec runs 3e-5).")
     var learningRate: Float?
     @Option(help: "Gradient-norm clip (default: 1).")
     var maxGradNorm: Float?
     @Option(help: "Advantage clip (default: 5).")
     var advantageClip: Float?
-    @Option(help: "Fine-tuning epochs (default: 5).")
+    @Option(help: "Fine-tuning epochs (ease-score: 8; design: 5).")
     var epochs: Int?
-    @Option(help: "Share of training users per epoch, in (0, 1] (default: 1).")
+    @Option(help: "Share of training users per epoch, in (0, 1] (ease-score: 0.5; design: 1).")
     var userFraction: Double?
     @Option(help: "Seed of the rollouts and shuffling (default: 1).")
     var seed: UInt64?
 
-    /// The settings of a DiffRec run, or of a DreamRec run when `sequential` (which has its own defaults and no preset).
-    func settings(sequential: Bool = false) throws -> FinetuneSettings {
+    /// The settings of a DiffRec run, starting from `--preset` or else `defaultPreset`, or of a DreamRec run when
+    /// `sequential` (which has its own defaults and no preset).
+    func settings(sequential: Bool = false, defaultPreset: FinetunePreset = .easeScore) throws -> FinetuneSettings {
         if sequential, let preset { throw ValidationError("--preset \(preset.rawValue) is for DiffRec runs; this is a sequential run") }
-        var s = sequential ? FinetuneSettings.sequential : preset?.settings ?? FinetuneSettings()
+        var s = sequential ? FinetuneSettings.sequential : (preset ?? defaultPreset).settings
         if let reward { s.reward = reward }
         if let neighbors { s.neighbors = neighbors }
         if let neighborsK { s.neighborCount = neighborsK }
@@ -103,7 +104,11 @@ struct FinetuneOptions: ParsableArguments {
         if let epochs { s.epochs = epochs }
         if let userFraction { s.userFraction = userFraction }
         if let seed { s.seed = seed }
-        do { try s.validate() } catch { throw ValidationError(error.description) }
+        do { try s.validate() } catch {
+            // A flag that clashes with a recipe the user did not name needs the way out in the same line.
+            let implicit = !sequential && preset == nil && defaultPreset != .design
+            throw ValidationError(error.description + (implicit ? " (the default recipe is --preset \(defaultPreset.rawValue); --preset design starts from DESIGN §4's REINFORCE settings)" : ""))
+        }
         return s
     }
 }
@@ -114,9 +119,10 @@ struct FinetuneCommand: ParsableCommand {
         abstract: "Fine-tune a pre-trained DiffRec or DreamRec run with ReFiT (policy gradients on the denoising chain).",
         discussion: """
         Example:
-          refit finetune --from runs/ml1m --out runs/ml1m-refit --reward collab-loglik --epochs 3
-          refit finetune --from runs/ml1m --out runs/ml1m-score --preset ease-score   (the best design measured on ML-1M)
+          refit finetune --from runs/ml1m --out runs/ml1m-refit   (a DiffRec run: the ease-score recipe, the best measured on ML-1M)
+          refit finetune --from runs/ml1m --out runs/ml1m-spec --preset design --reward collab-ndcg --epochs 3   (DESIGN §4's REINFORCE)
           refit finetune --from runs/dreamrec --out runs/dreamrec-refit --epochs 10   (a DreamRec run: seq-loglik)
+        ease-score's EASE teacher needs at most 20,000 items; above that, pass --neighbors user-knn or --preset design.
         Each epoch prints reward mean ± std, loss, approximate KL, clip fraction, time and the validation scores;
         the best validation NDCG@20 epoch is kept. The final table compares the pre-trained and fine-tuned
         models on validation and test under the identical protocol.

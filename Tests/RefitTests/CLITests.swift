@@ -142,16 +142,17 @@ import RefitCompute
         }
     }
 
-    /// `--preset ease-lift` and `ease-score` set their recipe's settings, and flags given beside it win, the anchor's scope included.
+    /// `--preset ease-lift`, `ease-score` (the default) and `design` set their recipe's settings, and flags given beside it win, the anchor's scope included.
     @Test func finetunePresetSetsTheRecipeAndFlagsOverrideIt() throws {
         try PretrainTestSupport.withTemporaryFolder { folder in
             let pretrained = folder + "/tiny"
             let train = try Self.refit(["pretrain", "--data", "builtin:demo", "--epochs", "1", "--dims", "16", "--steps", "5",
                                         "--batch-size", "500", "--out", pretrained, "--quiet"])
             #expect(train.status == 0, "pretrain failed: \(train.stderr)")
-            func settings(_ extra: [String], _ name: String, preset: FinetunePreset = .easeLift) throws -> FinetuneSettings? {
+            func settings(_ extra: [String], _ name: String, preset: FinetunePreset? = .easeLift) throws -> FinetuneSettings? {
                 let out = folder + "/" + name
-                let run = try Self.refit(["finetune", "--from", pretrained, "--out", out, "--preset", preset.rawValue, "--epochs", "1", "--quiet"] + extra)
+                let recipe = preset.map { ["--preset", $0.rawValue] } ?? []
+                let run = try Self.refit(["finetune", "--from", pretrained, "--out", out, "--epochs", "1", "--quiet"] + recipe + extra)
                 #expect(run.status == 0, "finetune \(extra) failed: \(run.stderr)")
                 return try RunFolder(out).readJSON(RunConfiguration.self, from: "config.json").finetune
             }
@@ -168,6 +169,10 @@ import RefitCompute
             expected.epochs = 1
             #expect(score == expected)
             #expect(score.reward == .collabScore && score.focus == 50 && score.anchor == 1 && score.pathwiseSteps == 1)
+            #expect(try settings([], "default", preset: nil) == score, "a DiffRec run without --preset starts from ease-score")
+            var design = FinetuneSettings()
+            design.epochs = 1
+            #expect(try settings([], "design", preset: .design) == design)
         }
     }
 
@@ -191,14 +196,18 @@ import RefitCompute
             #expect(badDevice.stderr.contains("gpu9"), "\(badDevice.stderr)")
 
             // ReFiT's options that do not go together, and a baseline comparison of a run that is not there.
-            for arguments in [["finetune", "--from", folder + "/nothing-here", "--out", out, "--anchor", "0.1"],
-                              ["finetune", "--from", folder + "/nothing-here", "--out", out, "--estimator", "pathwise", "--reward", "collab-ndcg"],
-                              ["finetune", "--from", folder + "/nothing-here", "--out", out, "--estimator", "pathwise", "--focus", "50"],
+            let design = ["finetune", "--from", folder + "/nothing-here", "--out", out, "--preset", "design"]
+            for arguments in [design + ["--anchor", "0.1"], design + ["--estimator", "pathwise", "--reward", "collab-ndcg"],
+                              design + ["--estimator", "pathwise", "--focus", "50"],
                               ["baselines", "--from", folder + "/nothing-here"]] {
                 let result = try Self.refit(arguments)
                 #expect(result.status != 0)
                 #expect(result.stderrLines.count == 1, "\(arguments): expected one line, got:\n\(result.stderr)")
+                #expect(!result.stderr.contains("nothing-here") || arguments[0] == "baselines", "\(arguments): the settings were not checked first")
             }
+            // A flag that clashes with the default recipe (pathwise) says how to leave it.
+            let clash = try Self.refit(["finetune", "--from", folder + "/nothing-here", "--out", out, "--reward", "collab-ndcg"])
+            #expect(clash.status != 0 && clash.stderrLines.count == 1 && clash.stderr.contains("--preset design"), "\(clash.stderr)")
 
             // The sequential models: a missing file, DreamRec without its encoder, an unknown model.
             for arguments in [["pretrain", "--model", "sasrec", "--data", missing, "--out", out],
