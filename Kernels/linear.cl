@@ -28,16 +28,19 @@
 // Edges (any M, N, K): the CPU kernel clamps A's row index (extra rows are computed, never stored), zero-fills
 // the packed panel past N and stores a partial panel element by element; the GPU kernel zero-fills its tiles.
 
+// Tuning knobs. The host passes each as -D NAME=VALUE from its table (Sources/RefitCompute/OpenCL/KernelKnobs.swift,
+// where the reasons for the values are), since it sizes launches and local buffers by them; the defaults here, the
+// same values, only let this file compile alone.
 #ifndef LIN_CPU_MR
-#define LIN_CPU_MR 12 // rows of C per register tile (12 x 2 float16 accumulators: 24 of 32 AVX-512 registers)
+#define LIN_CPU_MR 12 // rows of C per register tile
 #endif
 #ifndef LIN_CPU_NV
-#define LIN_CPU_NV 2 // float16 vectors per register-tile row: the panel is 16 * LIN_CPU_NV columns (host: cpuPanel)
+#define LIN_CPU_NV 2 // float16 vectors per register-tile row: the panel is 16 * LIN_CPU_NV columns
 #endif
 #define LIN_CPU_NR (16 * LIN_CPU_NV)
 
 #ifndef LIN_GPU_TS
-#define LIN_GPU_TS 64 // rows and columns of C per work-group (host: gpuTile)
+#define LIN_GPU_TS 64 // rows and columns of C per work-group
 #endif
 #ifndef LIN_GPU_WPT
 #define LIN_GPU_WPT 4 // rows and columns of C per work-item: work-groups are (TS/WPT) x (TS/WPT) = 16 x 16

@@ -139,7 +139,11 @@ __kernel void sum_columns(__global const float* x, __global float* y, float beta
 // A group reads its part in blocks of L × TOTAL_BLOCK elements, work-item l taking elements l, l + L, … of a block
 // (coalesced on a GPU, consecutive when L = 1 on a CPU); each block goes into a fresh float before it is added to the
 // work-item's total, so no float takes a long run of additions (3.6M gradients: runs of 64, then ~900).
+// The host passes TOTAL_BLOCK as -D from its table (Sources/RefitCompute/OpenCL/KernelKnobs.swift), since it splits a
+// sum into groups by it; this default, the same value, only lets the file compile alone.
+#ifndef TOTAL_BLOCK
 #define TOTAL_BLOCK 64
+#endif
 __kernel void reduce_total(__global const float* x, __global float* out, int n, int squares, __local float* scratch) {
     long size = get_local_size(0), groups = get_num_groups(0);
     long part = ((n + groups - 1) / groups + 63) / 64 * 64;  // whole cache lines per group

@@ -39,13 +39,14 @@ struct AblateCommand: ParsableCommand {
             return kind
         }
         let neighborList = try neighborKinds.split(separator: ",").map { name in
-            guard let kind = NeighborKind(rawValue: String(name)) else {
+            guard let kind = TeacherKind(rawValue: String(name)) else {
                 throw ValidationError("--neighbor-kinds: unknown kind '\(name)'; use user-knn, item-graph or ease")
             }
             return kind
         }
         guard seeds >= 1 else { throw ValidationError("--seeds must be at least 1") }
-        let base = try options.settings(defaultPreset: .design)  // the grid varies the reward of DESIGN §4's estimator
+        // The grid varies the reward and the teacher of the method as specified (REINFORCE), unless --preset names another.
+        let base = try options.settings(defaultPreset: .design)
         let backend = try device.makeBackend()
         let folder = RunFolder(out)
         try folder.create(force: force)
@@ -54,14 +55,15 @@ struct AblateCommand: ParsableCommand {
         var pretrainedTest: RankingMetrics?
         for neighbors in neighborList {
             var targetSettings = base
-            targetSettings.neighbors = neighbors
-            let targets = try FinetuneSession.buildTargets(dataset: pretrained.dataset, settings: targetSettings, backend: backend)
+            if neighbors != base.targets.teacher.kind { targetSettings.targets.teacher = neighbors.defaultTeacher }
+            let targets = try targetSettings.targets.build(train: pretrained.dataset.train, backend: backend)
             for reward in rewardKinds {
                 var outcomes: [FinetuneOutcome] = []
                 for seed in 1...seeds {
                     var settings = targetSettings
-                    settings.reward = reward
+                    if reward != base.reward.kind { settings.reward = reward.defaultSpec }
                     settings.seed = UInt64(seed)
+                    do { try settings.validate() } catch { throw ValidationError("\(reward.rawValue): \(FinetuneOptions.flag(error.setting)) \(error.requirement)") }
                     let name = "\(reward.rawValue)-\(neighbors.rawValue)-seed\(seed)"
                     console.note("== \(name)")
                     let run = RunFolder(folder.file(name).path)

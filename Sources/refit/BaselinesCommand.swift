@@ -26,11 +26,11 @@ struct BaselinesCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The DiffRec run folder (its best checkpoint is scored).", valueName: "dir"))
     var from: String
     @Option(help: "Neighbours per user of user-kNN.")
-    var neighborsK = FinetuneSettings().neighborCount
+    var neighborsK = Teacher.defaultNeighbors
     @Option(help: "Items kept in each user-kNN, item-graph and EASE target.")
-    var targetSize = FinetuneSettings().targetSize
+    var targetSize = TargetSpec().size
     @Option(help: "L2 weight λ of EASE.")
-    var easeLambda = FinetuneSettings().easeLambda
+    var easeLambda = Teacher.defaultLambda
     @OptionGroup var device: DeviceOptions
     @Flag(help: "Print only the final table.")
     var quiet = false
@@ -42,16 +42,15 @@ struct BaselinesCommand: ParsableCommand {
         guard !RunFolder(from).isSequential else {
             throw ValidationError("\(from) is a sequential run; `refit eval` prints popularity beside it")
         }
-        var settings = FinetuneSettings()
-        settings.neighborCount = neighborsK
-        settings.targetSize = targetSize
-        settings.easeLambda = easeLambda
-        do { try settings.validate() } catch { throw ValidationError(error.description) }
+        guard neighborsK >= 1 else { throw ValidationError("--neighbors-k must be at least 1") }
+        guard targetSize >= 1 else { throw ValidationError("--target-size must be at least 1") }
+        guard easeLambda > 0 else { throw ValidationError("--ease-lambda must be positive") }
         let console = Console(quiet: quiet || json)
         let backend = try device.makeBackend()
         console.note("device: \(backend.deviceDescription)")
         let run = try TrainedRun(RunFolder(from), backend: backend)
-        let rows = try BaselineComparison.compare(run, settings: settings, backend: backend, observer: console)
+        let rows = try BaselineComparison.compare(run.model, dataset: run.dataset, batchSize: run.configuration.diffrec.batchSize, neighbors: neighborsK,
+                                                  targetSize: targetSize, easeLambda: easeLambda, backend: backend, observer: console)
         if json {
             let object: [[String: Any]] = rows.map { row in
                 var o: [String: Any] = ["name": row.name,

@@ -15,18 +15,6 @@ struct DemoCommand: ParsableCommand {
     @Flag(help: "Print only the final table.")
     var quiet = false
 
-    /// The demo's fine-tuning settings: the default recipe (ease-score) with the teacher that `refit baselines` picks on
-    /// this data. Here EASE's blend with DiffRec adds nothing on validation (+0.1% at α 0.25) while user-kNN's adds
-    /// +1.5% at α 0.5, so the demo uses user-kNN targets and β = 1/α = 2, for 16 half-epochs. Chosen on the demo's
-    /// validation split; fine-tuning seeds 1, 2 and 3 all gain (README, "Fine-tuning").
-    static var finetuneSettings: FinetuneSettings {
-        var s = FinetunePreset.easeScore.settings
-        s.neighbors = .userKNN
-        s.anchor = 2
-        s.epochs = 16
-        return s
-    }
-
     func run() throws {
         let console = Console(quiet: quiet)
         var folder = out
@@ -51,7 +39,7 @@ struct DemoCommand: ParsableCommand {
         console.note(String(format: "pre-training took %.0f s", Date().timeIntervalSince(started)))
         console.note("2/2 fine-tuning with ReFiT → \(folder)/refit")
         let refitRun = RunFolder("\(folder)/refit")
-        let outcome = try FinetuneSession.run(pretrained: pretrainRun, out: refitRun, settings: Self.finetuneSettings,
+        let outcome = try FinetuneSession.run(pretrained: pretrainRun, out: refitRun, settings: FinetunePreset.demo.settings,
                                               backend: backend, observer: console)
         try ReportWriter.write(run: refitRun)
         console.result(outcome.table(run: refitRun.path))

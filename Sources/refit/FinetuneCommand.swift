@@ -4,25 +4,27 @@ import Refit
 import RefitCompute
 
 extension RewardKind: ExpressibleByArgument {}
-extension NeighborKind: ExpressibleByArgument {}
+extension TeacherKind: ExpressibleByArgument {}
 extension ExplorationKind: ExpressibleByArgument {}
-extension Estimator: ExpressibleByArgument {}
+extension EstimatorKind: ExpressibleByArgument {}
 extension FinetunePreset: ExpressibleByArgument {}
 extension TrainedLayers: ExpressibleByArgument {}
 
-/// The ReFiT options shared by `finetune`, `ablate` and `demo`; nil keeps the default.
+/// The ReFiT options shared by `finetune`, `ablate` and `demo`: each flag is declared once here and applied once in
+/// `settings`, onto the recipe of `--preset` (or the command's default). A flag belongs to one part of the typed
+/// recipe (the reward, the targets, one estimator); given where that part is not in the recipe, it is refused.
 struct FinetuneOptions: ParsableArguments {
-    @Option(help: "DiffRec runs: the recipe the other flags override (default: ease-score for finetune, design for ablate). ease-score is the best design measured on ML-1M: --reward collab-score --neighbors ease --estimator pathwise --anchor 1 --focus 50 --pathwise-steps 1 --lr 1e-4 --epochs 8 --user-fraction 0.5. design is DESIGN §4 as specified: REINFORCE, collab-loglik, user-knn, lr 1e-5, 5 epochs, every user. A flag's default below is the same in every recipe unless it names them. ease-lift is the design before ease-score: --reward collab-lift --neighbors ease --estimator pathwise --anchor 0.03 --anchor-unseen-only --lr 3e-5 --epochs 4 --user-fraction 0.25.")
+    @Option(help: "DiffRec runs: the recipe the other flags override (default: ease-score for finetune, design for ablate). ease-score is the best design measured on ML-1M: --reward collab-score --neighbors ease --estimator pathwise --anchor 1 --focus 50 --pathwise-steps 1 --lr 1e-4 --epochs 8 --user-fraction 0.5. design is the method as first specified: REINFORCE, collab-loglik, user-knn, lr 1e-5, 5 epochs, every user. A flag's default below is the same in every recipe unless it names them. ease-lift is the design before ease-score: --reward collab-lift --neighbors ease --estimator pathwise --anchor 0.03 --anchor-unseen-only --lr 3e-5 --epochs 4 --user-fraction 0.25. demo is ease-score with --neighbors user-knn --anchor 2 --epochs 16, what refit demo runs.")
     var preset: FinetunePreset?
     @Option(help: "Reward. DiffRec runs: collab-loglik, collab-lift (collab-loglik without the popularity direction), collab-score (the target standardised per user: anchored at β, its optimum is the blend z(model) + z(target)/β), collab-ndcg, self-loglik or mixed (ease-score: collab-score; design: collab-loglik). DreamRec runs: seq-loglik or seq-collab (default: seq-loglik).")
     var reward: RewardKind?
     @Option(help: "Collaborative targets from: user-knn, item-graph, or ease (an item–item regression) (ease-score: ease; design: user-knn).")
-    var neighbors: NeighborKind?
+    var neighbors: TeacherKind?
     @Option(help: "Neighbours per user for user-knn (default: 50).")
     var neighborsK: Int?
     @Option(help: "L2 weight λ of --neighbors ease (default: 1000).")
     var easeLambda: Double?
-    @Option(help: "Items kept in each user's collaborative target (default: 100).")
+    @Option(help: "Items kept in each user's collaborative target; for seq-collab, the followers of the last item kept (default: 100).")
     var targetSize: Int?
     @Option(help: "Softmax temperature τ of the log-likelihood rewards (default: 1).")
     var temperature: Float?
@@ -30,18 +32,18 @@ struct FinetuneOptions: ParsableArguments {
     var ndcgK: Int?
     @Option(help: "Weight α of the self reward in mixed, and of the own next item in seq-collab (default: 0.5).")
     var mixWeight: Float?
-    @Option(help: "Rollouts per user, G (default: 4).")
+    @Option(help: "REINFORCE: rollouts per user, G (default: 4).")
     var rollouts: Int?
     @Option(help: "Users per policy update (default: 128; DreamRec runs 64).")
     var usersPerBatch: Int?
-    @Option(help: "Exploration scale η: the policy's std is η·σ̃_t (default: 1).")
+    @Option(help: "REINFORCE on DiffRec runs: exploration scale η, the policy's std is η·σ̃_t (default: 1).")
     var explorationScale: Float?
-    @Option(help: "Explored dimensions: all items, or only each user's collaborative-target items (default: all).")
+    @Option(help: "REINFORCE on DiffRec runs: explored dimensions, all items or only each user's collaborative-target items (default: all).")
     var explore: ExplorationKind?
-    @Option(help: "Fraction of the noisy steps trained on per update (default: 0.25).")
+    @Option(help: "REINFORCE: fraction of the noisy steps trained on per update (default: 0.25).")
     var stepFraction: Double?
     @Option(help: "Gradient estimator: reinforce (G stochastic rollouts per user) or pathwise (backpropagate a differentiable reward through the noise-free chain; DiffRec runs) (ease-score: pathwise; design: reinforce).")
-    var estimator: Estimator?
+    var estimator: EstimatorKind?
     @Option(help: "Pathwise: reverse steps the gradient flows through, counted from the last; 0 is all (ease-score: 1; design: 0).")
     var pathwiseSteps: Int?
     @Option(help: "Pathwise: β of the anchor β·½‖x₀ − x₀_ref‖² to the pre-trained model's output; 0 is none (ease-score: 1; design: 0).")
@@ -50,19 +52,19 @@ struct FinetuneOptions: ParsableArguments {
     var anchorUnseenOnly: Bool?
     @Option(help: "Pathwise, anchored: apply the reward and the anchor only to each user's unseen items in the top K of the pre-trained scores or of the anchored optimum x₀_ref + ∇r/β; 0 is every item (ease-score: 50; design: 0).")
     var focus: Int?
-    @Option(help: "Layers fine-tuning updates: all, or only the output layer, keeping the pre-trained features (default: all).")
+    @Option(help: "DiffRec runs: layers fine-tuning updates, all, or only the output layer, keeping the pre-trained features (default: all).")
     var trainLayers: TrainedLayers?
-    @Option(help: "PPO epochs over each batch of rollouts; 0 is REINFORCE (default: 0).")
+    @Option(help: "REINFORCE: PPO epochs over each batch of rollouts; 0 is REINFORCE (default: 0).")
     var ppoEpochs: Int?
-    @Option(help: "PPO clip range ε (default: 0.2).")
+    @Option(help: "REINFORCE with --ppo-epochs: PPO clip range ε (default: 0.2).")
     var clipRange: Float?
-    @Option(help: "KL penalty β towards the frozen pre-trained model (default: 0).")
+    @Option(help: "REINFORCE: KL penalty β towards the frozen pre-trained model; 0 is none (default: 0).")
     var klCoef: Float?
     @Option(name: .customLong("lr"), help: "Learning rate of AdamW (ease-score: 1e-4; design: 1e-5; DreamRec runs 3e-5).")
     var learningRate: Float?
     @Option(help: "Gradient-norm clip (default: 1).")
     var maxGradNorm: Float?
-    @Option(help: "Advantage clip (default: 5).")
+    @Option(help: "REINFORCE: advantage clip (default: 5).")
     var advantageClip: Float?
     @Option(help: "Fine-tuning epochs (ease-score: 8; design: 5).")
     var epochs: Int?
@@ -71,44 +73,141 @@ struct FinetuneOptions: ParsableArguments {
     @Option(help: "Seed of the rollouts and shuffling (default: 1).")
     var seed: UInt64?
 
+    /// The flag of each setting a range error names.
+    static func flag(_ setting: SettingError.Setting) -> String {
+        switch setting {
+        case .temperature: "--temperature"
+        case .mixWeight: "--mix-weight"
+        case .targetSize: "--target-size"
+        case .ndcgCutoff: "--ndcg-k"
+        case .neighborCount: "--neighbors-k"
+        case .easeLambda: "--ease-lambda"
+        case .estimator: "--estimator"
+        case .rollouts: "--rollouts"
+        case .explorationScale: "--exploration-scale"
+        case .stepFraction: "--step-fraction"
+        case .ppoEpochs: "--ppo-epochs"
+        case .clipRange: "--clip-range"
+        case .klCoefficient: "--kl-coef"
+        case .advantageClip: "--advantage-clip"
+        case .pathwiseSteps: "--pathwise-steps"
+        case .anchor: "--anchor"
+        case .focus: "--focus"
+        case .learningRate: "--lr"
+        case .maxGradientNorm: "--max-grad-norm"
+        case .trainedLayers: "--train-layers"
+        case .epochs: "--epochs"
+        case .usersPerBatch: "--users-per-batch"
+        case .userFraction: "--user-fraction"
+        }
+    }
+
     /// The settings of a DiffRec run, starting from `--preset` or else `defaultPreset`, or of a DreamRec run when
     /// `sequential` (which has its own defaults and no preset).
-    func settings(sequential: Bool = false, defaultPreset: FinetunePreset = .easeScore) throws -> FinetuneSettings {
+    func settings(sequential: Bool = false, defaultPreset: FinetunePreset = .diffRecDefault) throws -> FinetuneSettings {
         if sequential, let preset { throw ValidationError("--preset \(preset.rawValue) is for DiffRec runs; this is a sequential run") }
-        var s = sequential ? FinetuneSettings.sequential : (preset ?? defaultPreset).settings
-        if let reward { s.reward = reward }
-        if let neighbors { s.neighbors = neighbors }
-        if let neighborsK { s.neighborCount = neighborsK }
-        if let targetSize { s.targetSize = targetSize }
-        if let easeLambda { s.easeLambda = easeLambda }
-        if let temperature { s.temperature = temperature }
-        if let ndcgK { s.ndcgCutoff = ndcgK }
-        if let mixWeight { s.mixWeight = mixWeight }
-        if let rollouts { s.rollouts = rollouts }
-        if let usersPerBatch { s.usersPerBatch = usersPerBatch }
-        if let explorationScale { s.explorationScale = explorationScale }
-        if let stepFraction { s.stepFraction = stepFraction }
-        if let explore { s.exploration = explore }
-        if let estimator { s.estimator = estimator }
-        if let pathwiseSteps { s.pathwiseSteps = pathwiseSteps }
-        if let anchor { s.anchor = anchor }
-        if let anchorUnseenOnly { s.anchorUnseenOnly = anchorUnseenOnly }
-        if let focus { s.focus = focus }
+        let base = sequential ? FinetuneSettings.sequential : (preset ?? defaultPreset).settings
+        do {
+            var s = try applied(to: base)
+            do { try s.validate() } catch { throw ValidationError("\(Self.flag(error.setting)) \(error.requirement)") }
+            if sequential, let targetSize, case .seqCollab(let weight, let t, _) = s.reward { s.reward = .seqCollab(ownWeight: weight, temperature: t, followers: targetSize) }
+            return s
+        } catch let error as ValidationError {
+            // A flag that clashes with a recipe the user did not name needs the way out in the same line.
+            let implicit = !sequential && preset == nil && defaultPreset != .design
+            throw ValidationError(error.message + (implicit ? " (the default recipe is --preset \(defaultPreset.rawValue); --preset design starts from the REINFORCE settings of the method as specified)" : ""))
+        }
+    }
+
+    /// `base` with every given flag applied to the part of the recipe it belongs to.
+    private func applied(to base: FinetuneSettings) throws -> FinetuneSettings {
+        var s = base
+        func refuse(_ given: Bool, _ flag: String, _ reason: String) throws { if given { throw ValidationError("\(flag) \(reason)") } }
+
+        if let reward, reward != s.reward.kind { s.reward = reward.defaultSpec }
+        switch s.reward {
+        case .collabLoglik(let t): s.reward = .collabLoglik(temperature: temperature ?? t)
+        case .collabLift(let t): s.reward = .collabLift(temperature: temperature ?? t)
+        case .selfLoglik(let t): s.reward = .selfLoglik(temperature: temperature ?? t)
+        case .seqLoglik(let t): s.reward = .seqLoglik(temperature: temperature ?? t)
+        case .mixed(let weight, let t): s.reward = .mixed(selfWeight: mixWeight ?? weight, temperature: temperature ?? t)
+        case .seqCollab(let weight, let t, let followers): s.reward = .seqCollab(ownWeight: mixWeight ?? weight, temperature: temperature ?? t, followers: followers)
+        case .collabNDCG(let cutoff): s.reward = .collabNDCG(cutoff: ndcgK ?? cutoff)
+        case .collabScore: break
+        }
+        let kind = s.reward.kind
+        try refuse(ndcgK != nil && kind != .collabNDCG, "--ndcg-k", "is the cut-off of --reward collab-ndcg")
+        try refuse(mixWeight != nil && kind != .mixed && kind != .seqCollab, "--mix-weight", "applies to --reward mixed and seq-collab")
+        try refuse(temperature != nil && [.collabNDCG, .collabScore].contains(kind), "--temperature", "applies to the log-likelihood rewards, not \(kind.rawValue)")
+
+        if let neighbors, neighbors != s.targets.teacher.kind { s.targets.teacher = neighbors.defaultTeacher }
+        switch s.targets.teacher {
+        case .userKNN(let k): s.targets.teacher = .userKNN(neighbors: neighborsK ?? k)
+        case .ease(let lambda): s.targets.teacher = .ease(lambda: easeLambda ?? lambda)
+        case .itemGraph: break
+        }
+        try refuse(neighborsK != nil && s.targets.teacher.kind != .userKNN, "--neighbors-k", "applies to --neighbors user-knn")
+        try refuse(easeLambda != nil && s.targets.teacher.kind != .ease, "--ease-lambda", "applies to --neighbors ease")
+        if let targetSize { s.targets.size = targetSize }
+
+        if let estimator, estimator != s.estimator.kind { s.estimator = estimator.defaultSpec }
+        switch s.estimator {
+        case .reinforce(var r):
+            let pathwiseOnly = "applies to --estimator pathwise (REINFORCE has --kl-coef)"
+            try refuse((anchor ?? 0) != 0, "--anchor", pathwiseOnly)
+            try refuse(anchorUnseenOnly == true, "--anchor-unseen-only", pathwiseOnly)
+            try refuse((focus ?? 0) != 0, "--focus", pathwiseOnly)
+            try refuse((pathwiseSteps ?? 0) != 0, "--pathwise-steps", pathwiseOnly)
+            if let rollouts { r.rollouts = rollouts }
+            if let explorationScale { r.exploration.scale = explorationScale }
+            if let explore { r.exploration.dimensions = explore }
+            if let stepFraction { r.stepFraction = stepFraction }
+            if let ppoEpochs { r.ppo = ppoEpochs == 0 ? nil : PPOSettings(epochs: ppoEpochs, clipRange: r.ppo?.clipRange ?? 0.2) }
+            if let clipRange {
+                guard r.ppo != nil else { throw ValidationError("--clip-range applies with --ppo-epochs") }
+                r.ppo?.clipRange = clipRange
+            }
+            if let klCoef { r.klCoefficient = klCoef == 0 ? nil : klCoef }
+            if let advantageClip { r.advantageClip = advantageClip }
+            s.estimator = .reinforce(r)
+        case .pathwise(var p):
+            guard s.reward.isDifferentiable else {
+                throw ValidationError("--estimator pathwise is for DiffRec runs with a differentiable reward (collab-loglik, collab-lift, collab-score, self-loglik or mixed), not \(kind.rawValue)")
+            }
+            let sampled = "does not apply: --estimator pathwise follows the noise-free chain"
+            for (given, flag) in [(rollouts != nil, "--rollouts"), (explorationScale != nil, "--exploration-scale"), (explore != nil, "--explore"),
+                                  (stepFraction != nil, "--step-fraction"), ((ppoEpochs ?? 0) != 0, "--ppo-epochs"), (clipRange != nil, "--clip-range"),
+                                  ((klCoef ?? 0) != 0, "--kl-coef"), (advantageClip != nil, "--advantage-clip")] {
+                try refuse(given, flag, sampled)
+            }
+            if let pathwiseSteps { p.steps = pathwiseSteps == 0 ? nil : pathwiseSteps }
+            // The anchor's scope as the two flags that set it: a focus wins over unseen-only.
+            var weight = p.anchor?.weight ?? 0, focusItems = 0, unseenOnly = false
+            switch p.anchor?.scope {
+            case .focus(let items)?: focusItems = items
+            case .unseen?: unseenOnly = true
+            case .all?, nil: break
+            }
+            weight = anchor ?? weight
+            focusItems = focus ?? focusItems
+            unseenOnly = anchorUnseenOnly ?? unseenOnly
+            if weight == 0 {
+                try refuse(focusItems != 0, "--focus", "needs --anchor: its items include the top of the anchored optimum x₀_ref + ∇r/β")
+                try refuse(unseenOnly, "--anchor-unseen-only", "needs --anchor")
+                p.anchor = nil
+            } else {
+                p.anchor = Anchor(weight: weight, scope: focusItems != 0 ? .focus(items: focusItems) : unseenOnly ? .unseen : .all)
+            }
+            s.estimator = .pathwise(p)
+        }
+
+        if let learningRate { s.optimizer.learningRate = learningRate }
+        if let maxGradNorm { s.optimizer.maxGradientNorm = maxGradNorm }
         if let trainLayers { s.trainedLayers = trainLayers }
-        if let ppoEpochs { s.ppoEpochs = ppoEpochs }
-        if let clipRange { s.clipRange = clipRange }
-        if let klCoef { s.klCoefficient = klCoef }
-        if let learningRate { s.learningRate = learningRate }
-        if let maxGradNorm { s.maxGradientNorm = maxGradNorm }
-        if let advantageClip { s.advantageClip = advantageClip }
+        if let usersPerBatch { s.usersPerBatch = usersPerBatch }
         if let epochs { s.epochs = epochs }
         if let userFraction { s.userFraction = userFraction }
         if let seed { s.seed = seed }
-        do { try s.validate() } catch {
-            // A flag that clashes with a recipe the user did not name needs the way out in the same line.
-            let implicit = !sequential && preset == nil && defaultPreset != .design
-            throw ValidationError(error.description + (implicit ? " (the default recipe is --preset \(defaultPreset.rawValue); --preset design starts from DESIGN §4's REINFORCE settings)" : ""))
-        }
         return s
     }
 }
@@ -120,7 +219,7 @@ struct FinetuneCommand: ParsableCommand {
         discussion: """
         Example:
           refit finetune --from runs/ml1m --out runs/ml1m-refit   (a DiffRec run: the ease-score recipe, the best measured on ML-1M)
-          refit finetune --from runs/ml1m --out runs/ml1m-spec --preset design --reward collab-ndcg --epochs 3   (DESIGN §4's REINFORCE)
+          refit finetune --from runs/ml1m --out runs/ml1m-spec --preset design --reward collab-ndcg --epochs 3   (the REINFORCE method as specified)
           refit finetune --from runs/dreamrec --out runs/dreamrec-refit --epochs 10   (a DreamRec run: seq-loglik)
         ease-score's EASE teacher needs at most 20,000 items; above that, pass --neighbors user-knn or --preset design.
         Each epoch prints reward mean ± std, loss, approximate KL, clip fraction, time and the validation scores;
@@ -149,18 +248,11 @@ struct FinetuneCommand: ParsableCommand {
             if let epochs = options.epochs { settings.epochs = epochs }
         }
         console.note("device: \(backend.deviceDescription)")
-        if sequential {
-            let outcome = try SequentialSession.finetune(pretrained: RunFolder(from), out: RunFolder(out), settings: settings, backend: backend,
-                                                         resume: runOptions.resume, force: runOptions.force, observer: console)
-            console.note("report: \(try ReportWriter.write(run: RunFolder(out)).path)")
-            console.result(runOptions.json ? outcome.json(hitRate: true) : outcome.table(run: out, hitRate: true))
-            return
-        }
         let outcome = try FinetuneSession.run(pretrained: RunFolder(from), out: RunFolder(out), settings: settings, backend: backend,
                                               resume: runOptions.resume, force: runOptions.force, observer: console)
         let report = try ReportWriter.write(run: RunFolder(out))
         console.note("report: \(report.path)")
-        console.result(runOptions.json ? outcome.json() : outcome.table(run: out))
+        console.result(runOptions.json ? outcome.json(hitRate: sequential) : outcome.table(run: out, hitRate: sequential))
     }
 }
 

@@ -238,6 +238,9 @@ struct PretrainCommand: ParsableCommand {
     }
 
     func runSequential(_ kind: SequentialModelKind, console: Console) throws {
+        if kind == .dreamrec && sequential.encoderFrom == nil && !runOptions.resume {
+            throw ValidationError("DreamRec conditions on a trained SASRec encoder: train one with `refit pretrain --model sasrec`, then pass --encoder-from RUN")
+        }
         let backend = try device.makeBackend()
         let source = try data.sequentialSource(seed: 2024)
         // DreamRec reads its data from the SASRec run, so that run's data decides the default preset.

@@ -160,15 +160,15 @@ import RefitCompute
             var expected = FinetunePreset.easeLift.settings
             expected.epochs = 1
             #expect(recipe == expected)
-            #expect(recipe.reward == .collabLift && recipe.neighbors == .ease && recipe.estimator == .pathwise && recipe.anchorUnseenOnly)
+            #expect(recipe.reward == .collabLift() && recipe.targets.teacher == .ease() && recipe.pathwise?.anchor?.scope == .unseen)
             let overridden = try #require(try settings(["--anchor", "0.1", "--no-anchor-unseen-only", "--lr", "1e-4"], "lift-overridden"))
-            #expect(overridden.anchor == 0.1 && !overridden.anchorUnseenOnly && overridden.learningRate == 1e-4)
-            #expect(overridden.reward == .collabLift && overridden.userFraction == 0.25)
+            #expect(overridden.pathwise?.anchor == Anchor(weight: 0.1, scope: .all) && overridden.optimizer.learningRate == 1e-4)
+            #expect(overridden.reward == .collabLift() && overridden.userFraction == 0.25)
             let score = try #require(try settings([], "score", preset: .easeScore))
             expected = FinetunePreset.easeScore.settings
             expected.epochs = 1
             #expect(score == expected)
-            #expect(score.reward == .collabScore && score.focus == 50 && score.anchor == 1 && score.pathwiseSteps == 1)
+            #expect(score.reward == .collabScore && score.pathwise == PathwiseSettings(steps: 1, anchor: Anchor(weight: 1, scope: .focus(items: 50))))
             #expect(try settings([], "default", preset: nil) == score, "a DiffRec run without --preset starts from ease-score")
             var design = FinetuneSettings()
             design.epochs = 1

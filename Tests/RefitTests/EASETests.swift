@@ -22,7 +22,7 @@ import RefitCompute
     }
 
     @Test func inverseRefusesAMatrixThatIsNotPositiveDefinite() {
-        #expect(throws: FinetuneError.self) { try EASEModel.inverseOfSymmetricPositiveDefinite([1, 2, 2, 1], size: 2) }
+        #expect(throws: ModelError.self) { try EASEModel.inverseOfSymmetricPositiveDefinite([1, 2, 2, 1], size: 2) }
     }
 
     /// B minimises ‖X − XB‖² + λ‖B‖² subject to diag(B) = 0, so (G + λI)(I − B) is diagonal: check that on a small
@@ -137,9 +137,9 @@ import RefitCompute
             let (runFolder, _, dataset, _) = try CheckpointTests.trainTinyRun(in: folder)
             let backend = CPUBackend()
             let run = try TrainedRun(runFolder, backend: backend)
-            var settings = FinetuneSettings()
-            settings.easeLambda = 10
-            let rows = try BaselineComparison.compare(run, settings: settings, backend: backend)
+            let rows = try BaselineComparison.compare(run.model, dataset: run.dataset, batchSize: run.configuration.diffrec.batchSize,
+                                                      neighbors: Teacher.defaultNeighbors, targetSize: TargetSpec().size, easeLambda: 10,
+                                                      backend: backend)
             #expect(rows.map(\.name).count == 12)
             let evaluator = try TopKEvaluator(backend: backend, dataset: dataset, batchSize: run.configuration.diffrec.batchSize)
             let own = try evaluator.evaluate(.test) { _, input in try run.model.scores(input) }

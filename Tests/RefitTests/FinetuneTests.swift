@@ -16,10 +16,8 @@ import RefitCompute
     static func rewards(_ kind: RewardKind, data: InteractionDataset, targets: CollaborativeTargets, x0: [Float],
                         spread: [Float]? = nil) throws -> [Double] {
         let backend = CPUBackend()
-        var settings = FinetuneSettings()
-        settings.temperature = 0.5
-        let reward = kind.make(backend: backend, train: data.train, trainOnDevice: try DeviceCSR(data.train, on: backend),
-                               targets: targets, settings: settings, referenceSpread: spread)
+        let reward = kind.spec(temperature: 0.5).make(backend: backend, train: data.train, trainOnDevice: try DeviceCSR(data.train, on: backend),
+                                                      targets: targets, referenceSpread: spread)
         let users = x0.count / data.itemCount
         return try reward.rewards(x0: try backend.tensor(x0, shape: [users, data.itemCount]),
                                   rows: RolloutRows(users: Array(0..<users), userTensor: try backend.tensor((0..<users).map { Int32($0) }, shape: [users])))
@@ -125,10 +123,8 @@ import RefitCompute
         let backend = CPUBackend()
         let data = Self.dataset(train: [[0]], valid: [[]], test: [[]], items: 5)
         let targets = CollaborativeTargets(items: [[3, 1]], weights: [[0.6, 0.4]], itemCount: 5)
-        var settings = FinetuneSettings()
-        settings.ndcgCutoff = 2
-        let reward = RewardKind.collabNDCG.make(backend: backend, train: data.train, trainOnDevice: try DeviceCSR(data.train, on: backend),
-                                                targets: targets, settings: settings)
+        let reward = RewardSpec.collabNDCG(cutoff: 2).make(backend: backend, train: data.train, trainOnDevice: try DeviceCSR(data.train, on: backend),
+                                                           targets: targets)
         // Top-2 unseen of [9, 5, 1, 4, 0] without item 0: items 1 (5) and 3 (4): DCG = 0.4 + 0.6/log2 3.
         let r = try reward.rewards(x0: try backend.tensor([9, 5, 1, 4, 0] as [Float], shape: [1, 5]),
                                    rows: RolloutRows(users: [0], userTensor: try backend.tensor([0] as [Int32], shape: [1])))
@@ -146,13 +142,11 @@ import RefitCompute
         let loud = Self.dataset(train: train, valid: [[2, 3, 6], [0, 1], [7], [6]], test: [[7], [6], [2, 3], [0, 1]], items: 8)
         let leaked = Self.dataset(train: train.indices.map { (train[$0] + loud.valid.row($0) + loud.test.row($0)).sorted() },
                                   valid: [[], [], [], []], test: [[], [], [], []], items: 8)
-        for kind in NeighborKind.allCases {
-            var settings = FinetuneSettings()
-            settings.neighbors = kind
-            settings.neighborCount = 1
-            let a = try FinetuneSession.buildTargets(dataset: quiet, settings: settings, backend: backend)
-            let b = try FinetuneSession.buildTargets(dataset: loud, settings: settings, backend: backend)
-            let c = try FinetuneSession.buildTargets(dataset: leaked, settings: settings, backend: backend)
+        for kind in TeacherKind.allCases {
+            let spec = TargetSpec(teacher: kind == .userKNN ? .userKNN(neighbors: 1) : kind.defaultTeacher)
+            let a = try spec.build(train: quiet.train, backend: backend)
+            let b = try spec.build(train: loud.train, backend: backend)
+            let c = try spec.build(train: leaked.train, backend: backend)
             #expect(a == b, "\(kind): held-out data changed the targets")
             #expect(a != c, "\(kind): the construction is not sensitive to these interactions, so the test proves nothing")
             for rewardKind in RewardKind.allCases where !rewardKind.isSequential {
@@ -160,10 +154,10 @@ import RefitCompute
                 let rows = RolloutRows(users: [0, 1, 2, 3], userTensor: try backend.tensor([0, 1, 2, 3] as [Int32], shape: [4]))
                 // σ_u comes from a reference model's scores on the training rows (`referenceSpread` reads nothing else).
                 let spread: [Float] = [1.5, 0.5, 2, 1]
-                let ra = try rewardKind.make(backend: backend, train: quiet.train, trainOnDevice: try DeviceCSR(quiet.train, on: backend),
-                                             targets: a, settings: settings, referenceSpread: spread).rewards(x0: x0, rows: rows)
-                let rb = try rewardKind.make(backend: backend, train: loud.train, trainOnDevice: try DeviceCSR(loud.train, on: backend),
-                                             targets: b, settings: settings, referenceSpread: spread).rewards(x0: x0, rows: rows)
+                let ra = try rewardKind.defaultSpec.make(backend: backend, train: quiet.train, trainOnDevice: try DeviceCSR(quiet.train, on: backend),
+                                                         targets: a, referenceSpread: spread).rewards(x0: x0, rows: rows)
+                let rb = try rewardKind.defaultSpec.make(backend: backend, train: loud.train, trainOnDevice: try DeviceCSR(loud.train, on: backend),
+                                                         targets: b, referenceSpread: spread).rewards(x0: x0, rows: rows)
                 #expect(ra == rb, "\(kind) \(rewardKind): held-out data changed the reward")
             }
         }
@@ -198,27 +192,26 @@ import RefitCompute
     @Test(arguments: ExplorationKind.allCases)
     func policyGradientMatchesFiniteDifferences(exploration: ExplorationKind) throws {
         let (backend, data, _, model, evaluator) = try Self.tinyPolicy()
+        var reinforce = ReinforceSettings()
+        reinforce.rollouts = 2
+        reinforce.exploration = Exploration(scale: 30, dimensions: exploration)  // a larger σ keeps the finite differences well above Float32 noise
         var settings = FinetuneSettings()
-        settings.rollouts = 2
-        settings.explorationScale = 30  // a larger σ keeps the finite differences well above Float32 noise
-        settings.exploration = exploration
-        let targets = try FinetuneSession.buildTargets(dataset: data, settings: settings, backend: backend)
-        let reward = RewardKind.collabLoglik.make(backend: backend, train: data.train, trainOnDevice: evaluator.trainMatrix, targets: targets, settings: settings)
-        try PretrainTestSupport.withTemporaryFolder { folder in
-            let trainer = try ReFiTTrainer(policy: model, reference: nil, reward: reward, dataset: data, evaluator: evaluator,
-                                           run: RunFolder(folder), settings: settings, candidates: targets)
-            let b = try trainer.rolloutBuffers(6)
-            _ = try trainer.rollout(users: [0, 1, 2], trained: [2], update: 0, buffers: b)
-            let slot = try b.slot(0)
+        settings.estimator = .reinforce(reinforce)
+        let targets = try settings.targets.build(train: data.train, backend: backend)
+        let reward = settings.reward.make(backend: backend, train: data.train, trainOnDevice: evaluator.trainMatrix, targets: targets)
+        do {
+            let policy = DiffRecPolicy(model: model, reference: nil, reward: reward, train: evaluator.trainMatrix, trainRows: data.train,
+                                       exploration: reinforce.exploration, candidates: targets, seed: settings.seed)
+            let trainer = try ReinforceEstimator(policy: policy, settings: settings)
+            _ = try policy.rollout([0, 1, 2], rollouts: 2, trained: [2], update: 0)
             let weights: [Float] = [0.3, -1.2, 0.7, 0.1, -0.4, 0.9]
             func objective() throws -> Double {
-                zip(try trainer.logProbability(step: 2, slot: slot, buffers: b), weights).map { $0 * Double($1) }.reduce(0, +)
+                zip(try trainer.logProbability(step: 2, slot: 0), weights).map { $0 * Double($1) }.reduce(0, +)
             }
             _ = try objective()
-            backend.write(weights, to: b.dLogp)
             let parameters = model.denoiser.parameters
             parameters.zeroGradients()
-            try trainer.accumulateGradient(step: 2, slot: slot, buffers: b)
+            try trainer.accumulateGradient(step: 2, slot: 0, dLogp: weights)
             let gradients = try backend.readFloats(parameters.gradients)
             var values = try backend.readFloats(parameters.values)
             for name in ["out_layers.0.weight", "in_layers.0.bias", "emb_layer.weight"] {
@@ -244,28 +237,25 @@ import RefitCompute
     func pathwiseGradientMatchesFiniteDifferences(rewardKind: RewardKind, anchor: Float, unseenOnly: Bool, focus: Int) throws {
         let (backend, data, diffrec, model, evaluator) = try Self.tinyPolicy()
         var settings = FinetuneSettings()
-        settings.estimator = .pathwise
-        settings.reward = rewardKind
-        settings.temperature = 0.2  // a sharper softmax gives gradients well above Float32 noise
-        settings.neighborCount = 2
-        settings.anchor = anchor
-        settings.anchorUnseenOnly = unseenOnly
-        settings.focus = focus
+        settings.reward = rewardKind.spec(temperature: 0.2)  // a sharper softmax gives gradients well above Float32 noise
+        settings.targets.teacher = .userKNN(neighbors: 2)
+        let scope: AnchorScope = focus > 0 ? .focus(items: focus) : unseenOnly ? .unseen : .all
+        settings.estimator = .pathwise(PathwiseSettings(anchor: anchor > 0 ? Anchor(weight: anchor, scope: scope) : nil))
         try settings.validate()
         var other = diffrec
         other.seed += 1
         let reference = try DiffRecModel(backend: backend, settings: other, items: 12)
-        let targets = try FinetuneSession.buildTargets(dataset: data, settings: settings, backend: backend)
+        let targets = try settings.targets.build(train: data.train, backend: backend)
         let spread = try CollaborativeScoreReward.referenceSpread(model: reference, train: data.train, trainOnDevice: evaluator.trainMatrix,
                                                                   batchSize: 4)
-        let reward = rewardKind.make(backend: backend, train: data.train, trainOnDevice: evaluator.trainMatrix, targets: targets,
-                                     settings: settings, referenceSpread: spread)
+        let reward = settings.reward.make(backend: backend, train: data.train, trainOnDevice: evaluator.trainMatrix, targets: targets,
+                                          referenceSpread: spread)
         let users = [0, 1, 2, 4]
-        try PretrainTestSupport.withTemporaryFolder { folder in
-            let trainer = try ReFiTTrainer(policy: model, reference: reference, reward: reward, dataset: data, evaluator: evaluator,
-                                           run: RunFolder(folder), settings: settings)
-            let b = try trainer.rolloutBuffers(users.count)
-            let (rewards, distance) = try trainer.pathwiseGradient(users: users, update: 0, buffers: b)
+        do {
+            let policy = DiffRecPolicy(model: model, reference: reference, reward: reward, train: evaluator.trainMatrix, trainRows: data.train,
+                                       seed: settings.seed)
+            let trainer = try PathwiseEstimator(policy: policy, settings: settings)
+            let (rewards, distance) = try trainer.gradient(users, update: 0)
             let parameters = model.denoiser.parameters
             let gradients = try backend.readFloats(parameters.gradients)
             let userTensor = try backend.tensor(users.map { Int32($0) }, shape: [users.count])
@@ -276,7 +266,7 @@ import RefitCompute
             let step = try backend.makeTensor([users.count, 12], .float32)
             try (reward as! DifferentiableReward).gradient(x0: try backend.tensor(ref, shape: [users.count, 12]), rows: rows, into: step)
             let slope = try backend.readFloats(step)
-            let focusMask = focus == 0 ? [] : ReFiTTrainer.focusMask(reference: ref, step: slope, scale: 1 / anchor,
+            let focusMask = focus == 0 ? [] : PathwiseEstimator<DiffRecPolicy>.focusMask(reference: ref, step: slope, scale: 1 / anchor,
                                                                       seen: users.map { data.train.row($0) }, count: focus)
             func focusObjective() throws -> Double {
                 let x0 = try backend.readFloats(try model.scores(start))
@@ -318,23 +308,25 @@ import RefitCompute
 
     /// `--train-layers output`: an update, by either estimator, moves the output layer and leaves every other layer as
     /// it was; with `all` the others move too.
-    @Test(arguments: [(Estimator.pathwise, TrainedLayers.output), (.reinforce, .output), (.pathwise, .all)])
-    func trainedLayersLimitWhatAnUpdateMoves(estimator: Estimator, layers: TrainedLayers) throws {
+    @Test(arguments: [(EstimatorKind.pathwise, TrainedLayers.output), (.reinforce, .output), (.pathwise, .all)])
+    func trainedLayersLimitWhatAnUpdateMoves(estimator: EstimatorKind, layers: TrainedLayers) throws {
         let (backend, data, _, model, evaluator) = try Self.tinyPolicy()
+        var reinforce = ReinforceSettings()
+        reinforce.rollouts = 2
+        reinforce.exploration.scale = 30
         var settings = FinetuneSettings()
-        settings.estimator = estimator
+        settings.estimator = estimator == .pathwise ? .pathwise(PathwiseSettings()) : .reinforce(reinforce)
         settings.trainedLayers = layers
-        settings.rollouts = 2
-        settings.explorationScale = 30
-        settings.learningRate = 1e-2
-        let targets = try FinetuneSession.buildTargets(dataset: data, settings: settings, backend: backend)
-        let reward = RewardKind.collabLoglik.make(backend: backend, train: data.train, trainOnDevice: evaluator.trainMatrix, targets: targets, settings: settings)
-        try PretrainTestSupport.withTemporaryFolder { folder in
-            let trainer = try ReFiTTrainer(policy: model, reference: nil, reward: reward, dataset: data, evaluator: evaluator,
-                                           run: RunFolder(folder), settings: settings)
+        settings.optimizer.learningRate = 1e-2
+        let targets = try settings.targets.build(train: data.train, backend: backend)
+        let reward = settings.reward.make(backend: backend, train: data.train, trainOnDevice: evaluator.trainMatrix, targets: targets)
+        do {
+            let policy = DiffRecPolicy(model: model, reference: nil, reward: reward, train: evaluator.trainMatrix, trainRows: data.train,
+                                       exploration: settings.reinforce?.exploration ?? Exploration(), seed: settings.seed)
+            let trainer = try FinetuneSession.estimator(policy, settings)
             let parameters = model.denoiser.parameters
             let before = try PretrainTestSupport.named(parameters, parameters.values)
-            if estimator == .pathwise { _ = try trainer.pathwiseUpdate(users: [0, 1, 2]) } else { _ = try trainer.update(users: [0, 1, 2]) }
+            _ = try trainer.update([0, 1, 2], number: 0)
             let after = try PretrainTestSupport.named(parameters, parameters.values)
             let output = model.denoiser.architecture.layers.last!.name + "."
             for (name, values) in before {
@@ -348,7 +340,7 @@ import RefitCompute
     @Test func outputLayerOnlyIsRefusedForSequentialRewards() throws {
         var settings = FinetuneSettings.sequential
         settings.trainedLayers = .output
-        #expect(throws: FinetuneError.self) { try settings.validate() }
+        #expect(throws: SettingError.self) { try settings.validate() }
         settings.trainedLayers = .all
         try settings.validate()
     }
@@ -358,13 +350,13 @@ import RefitCompute
         let reference: [Float] = [5, 4, 3, 2, 1, 0,   1, 1, 1, 1, 1, 1]
         let step: [Float] =      [0, 0, 0, 0, 0, 9,   0, 0, 0, 0, 4, 0]
         let seen: [ArraySlice<Int32>] = [[0][...], [][...]]
-        let mask = ReFiTTrainer.focusMask(reference: reference, step: step, scale: 0.5, seen: seen, count: 2)
+        let mask = PathwiseEstimator<DiffRecPolicy>.focusMask(reference: reference, step: step, scale: 0.5, seen: seen, count: 2)
         // User 0: item 0 is seen; before the step the top is 1, 2; after it (item 5 at 4.5) 1 (4) and 5 (4.5).
         #expect(Array(mask[0..<6]) == [0, 1, 1, 0, 0, 1])
         // User 1: all tie before the step, so 0 and 1; after it item 4 (3) and then item 0 (the lower index).
         #expect(Array(mask[6..<12]) == [1, 1, 0, 0, 1, 0])
         // Asking for more items than a row has keeps every unseen item.
-        #expect(ReFiTTrainer.focusMask(reference: reference, step: step, scale: 1, seen: seen, count: 50) == [0, 1, 1, 1, 1, 1] + [Float](repeating: 1, count: 6))
+        #expect(PathwiseEstimator<DiffRecPolicy>.focusMask(reference: reference, step: step, scale: 1, seen: seen, count: 50) == [0, 1, 1, 1, 1, 1] + [Float](repeating: 1, count: 6))
     }
 
     /// ∂r/∂x₀ of the log-likelihood rewards against finite differences of the reward itself.
@@ -372,11 +364,9 @@ import RefitCompute
         let backend = CPUBackend()
         let data = Self.dataset(train: [[0], [1, 2], []], valid: [[], [], []], test: [[], [], []], items: 5)
         let targets = CollaborativeTargets(items: [[1, 3], [0], []], weights: [[0.75, 0.25], [1], []], itemCount: 5)
-        var settings = FinetuneSettings()
-        settings.temperature = 0.5
         for kind in [RewardKind.collabLoglik, .collabLift, .collabScore, .selfLoglik, .mixed] {
-            let reward = kind.make(backend: backend, train: data.train, trainOnDevice: try DeviceCSR(data.train, on: backend),
-                                   targets: targets, settings: settings, referenceSpread: [0.7, 1.3, 2]) as! DifferentiableReward
+            let reward = kind.spec(temperature: 0.5).make(backend: backend, train: data.train, trainOnDevice: try DeviceCSR(data.train, on: backend),
+                                                          targets: targets, referenceSpread: [0.7, 1.3, 2]) as! DifferentiableReward
             let rows = RolloutRows(users: [0, 1, 2], userTensor: try backend.tensor([0, 1, 2] as [Int32], shape: [3]))
             var x: [Float] = [0.9, 0.2, -0.1, 0.4, 0.0, 0.3, 0.8, 0.7, -0.5, 0.1, 0.2, 0.6, -0.3, 0.0, 0.5]
             let gradient = try backend.makeTensor([3, 5], .float32)
@@ -402,18 +392,13 @@ import RefitCompute
         func finalStates(_ backend: any Backend) throws -> [Float] {
             let model = try DiffRecModel(backend: backend, settings: PretrainTestSupport.tinySettings(), items: 12)
             let evaluator = try TopKEvaluator(backend: backend, dataset: data, batchSize: 8)
-            var settings = FinetuneSettings()
-            settings.rollouts = 2
-            settings.explorationScale = 10
-            let targets = try FinetuneSession.buildTargets(dataset: data, settings: settings, backend: backend)
-            let reward = RewardKind.collabLoglik.make(backend: backend, train: data.train, trainOnDevice: evaluator.trainMatrix, targets: targets, settings: settings)
-            return try PretrainTestSupport.withTemporaryFolder { folder in
-                let trainer = try ReFiTTrainer(policy: model, reference: nil, reward: reward, dataset: data, evaluator: evaluator,
-                                               run: RunFolder(folder), settings: settings)
-                let b = try trainer.rolloutBuffers(8)
-                _ = try trainer.rollout(users: [0, 1, 2, 3], trained: [1, 3], update: 7, buffers: b)
-                return try backend.readFloats(b.state) + backend.readFloats(try b.slot(0).previous) + backend.readFloats(try b.slot(1).xt)
-            }
+            let targets = try TargetSpec().build(train: data.train, backend: backend)
+            let reward = RewardSpec.collabLoglik().make(backend: backend, train: data.train, trainOnDevice: evaluator.trainMatrix, targets: targets)
+            let policy = DiffRecPolicy(model: model, reference: nil, reward: reward, train: evaluator.trainMatrix, trainRows: data.train,
+                                       exploration: Exploration(scale: 10), seed: 1)
+            _ = try policy.rollout([0, 1, 2, 3], rollouts: 2, trained: [1, 3], update: 7)
+            let b = policy.last
+            return try backend.readFloats(b.state) + backend.readFloats(try b.slot(0).previous) + backend.readFloats(try b.slot(1).xt)
         }
         let cpu = CPUBackend()
         let first = try finalStates(cpu), second = try finalStates(cpu)
@@ -430,28 +415,40 @@ import RefitCompute
     /// A config.json written before a setting existed still decodes; the missing setting takes its default.
     @Test func settingsMissingFromAnOlderConfigTakeTheirDefaults() throws {
         var settings = FinetuneSettings()
-        settings.learningRate = 3e-4
-        settings.estimator = .pathwise
+        settings.optimizer.learningRate = 3e-4
+        settings.estimator = .pathwise(PathwiseSettings())
         var object = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(settings)) as! [String: Any]
         object.removeValue(forKey: "estimator")
-        object.removeValue(forKey: "easeLambda")
+        object.removeValue(forKey: "targets")
         let decoded = try JSONDecoder().decode(FinetuneSettings.self, from: try JSONSerialization.data(withJSONObject: object))
-        #expect(decoded.learningRate == 3e-4)
-        #expect(decoded.estimator == .reinforce && decoded.easeLambda == FinetuneSettings().easeLambda)
+        #expect(decoded.optimizer.learningRate == 3e-4)
+        #expect(decoded.estimator.kind == .reinforce && decoded.targets == FinetuneSettings().targets)
         #expect(try JSONDecoder().decode(FinetuneSettings.self, from: try JSONEncoder().encode(settings)) == settings)
     }
 
+    /// A run folder written before the typed recipe holds one flat object; it reads back as the recipe it ran.
+    @Test func flatSettingsOfOlderRunsReadAsTheirRecipe() throws {
+        let flat = #"{"reward":"collab-score","neighbors":"ease","neighborCount":50,"easeLambda":1000,"targetSize":100,"temperature":1,"ndcgCutoff":20,"mixWeight":0.5,"rollouts":4,"usersPerBatch":128,"explorationScale":1,"exploration":"all","stepFraction":0.25,"estimator":"pathwise","pathwiseSteps":1,"anchor":1,"anchorUnseenOnly":false,"focus":50,"trainedLayers":"all","ppoEpochs":0,"clipRange":0.2,"klCoefficient":0,"learningRate":0.0001,"weightDecay":0,"maxGradientNorm":1,"advantageClip":5,"epochs":8,"userFraction":0.5,"seed":1}"#
+        #expect(try JSONDecoder().decode(FinetuneSettings.self, from: Data(flat.utf8)) == FinetunePreset.easeScore.settings)
+        let reinforce = #"{"reward":"collab-loglik","rollouts":2,"ppoEpochs":3,"klCoefficient":0.1,"estimator":"reinforce","anchor":0}"#
+        var expected = FinetuneSettings()
+        var r = ReinforceSettings()
+        (r.rollouts, r.ppo, r.klCoefficient) = (2, PPOSettings(epochs: 3), 0.1)
+        expected.estimator = .reinforce(r)
+        #expect(try JSONDecoder().decode(FinetuneSettings.self, from: Data(reinforce.utf8)) == expected)
+    }
+
     @Test func advantagesAreGroupNormalisedAndClipped() {
-        let a = ReFiTTrainer.advantages([1, 3, 10, 10], groupSize: 2, clip: 5)
+        let a = ReinforceEstimator<DiffRecPolicy>.advantages([1, 3, 10, 10], groupSize: 2, clip: 5)
         #expect(abs(a[0] + 1) < 1e-6 && abs(a[1] - 1) < 1e-6)
         #expect(a[2] == 0 && a[3] == 0)  // a group without spread has no signal
-        let single = ReFiTTrainer.advantages([0, 0, 0, 100], groupSize: 1, clip: 1.5)
+        let single = ReinforceEstimator<DiffRecPolicy>.advantages([0, 0, 0, 100], groupSize: 1, clip: 1.5)
         #expect(single[3] == 1.5)
     }
 
     /// On the built-in dataset: fine-tuning raises the probe reward and does not break the model, with either estimator.
-    @Test(arguments: Estimator.allCases)
-    func finetuningRaisesTheRewardOnTheBuiltInData(estimator: Estimator) throws {
+    @Test(arguments: EstimatorKind.allCases)
+    func finetuningRaisesTheRewardOnTheBuiltInData(estimator: EstimatorKind) throws {
         let backend = try DeviceSelection.makeBackend(.auto)
         let dataset = try DatasetLoader.load(path: "builtin:demo")
         var diffrec = DiffRecPreset.demo.settings
@@ -470,10 +467,11 @@ import RefitCompute
             var settings = FinetuneSettings()
             settings.epochs = 1
             settings.userFraction = 0.25
-            settings.learningRate = 1e-3
+            settings.optimizer.learningRate = 1e-3
             settings.usersPerBatch = 100
-            settings.estimator = estimator
-            if estimator == .pathwise { (settings.anchor, settings.learningRate) = (0.1, 1e-4) }
+            if estimator == .pathwise {
+                (settings.estimator, settings.optimizer.learningRate) = (.pathwise(PathwiseSettings(anchor: Anchor(weight: 0.1))), 1e-4)
+            }
             let outcome = try FinetuneSession.run(pretrained: pretrained, out: RunFolder(folder + "/refit"), settings: settings, backend: backend)
             #expect(outcome.rewardAfter > outcome.rewardBefore, "reward \(outcome.rewardBefore) → \(outcome.rewardAfter)")
             let before = outcome.pretrainedValid.recall(at: 20), after = outcome.finetunedValid.recall(at: 20)
@@ -502,3 +500,17 @@ private func randomRow(_ count: Int, seed: UInt64) -> [Float] {
     (0..<count).map { Philox.normal(seed: seed, index: UInt64($0)) }
 }
 
+extension RewardKind {
+    /// The reward of this kind with softmax temperature τ where it has one.
+    func spec(temperature t: Float) -> RewardSpec {
+        switch self {
+        case .collabLoglik: .collabLoglik(temperature: t)
+        case .collabLift: .collabLift(temperature: t)
+        case .selfLoglik: .selfLoglik(temperature: t)
+        case .mixed: .mixed(temperature: t)
+        case .seqLoglik: .seqLoglik(temperature: t)
+        case .seqCollab: .seqCollab(temperature: t)
+        case .collabNDCG, .collabScore: defaultSpec
+        }
+    }
+}

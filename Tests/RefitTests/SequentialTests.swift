@@ -245,21 +245,21 @@ import RefitCompute
             #expect(FileManager.default.fileExists(atPath: dreamrec.file("encoder.safetensors").path))
 
             var finetune = FinetuneSettings()
-            finetune.reward = .seqCollab
+            finetune.reward = .seqCollab()
             finetune.epochs = 1
             finetune.userFraction = 0.05
             finetune.usersPerBatch = 50
-            finetune.learningRate = 1e-4
+            finetune.optimizer.learningRate = 1e-4
             let refit = RunFolder(folder + "/refit")
-            let outcome = try SequentialSession.finetune(pretrained: dreamrec, out: refit, settings: finetune, backend: backend)
+            let outcome = try FinetuneSession.run(pretrained: dreamrec, out: refit, settings: finetune, backend: backend)
             #expect(outcome.epochs == 1)
             #expect(outcome.finetunedTest.ndcg(at: 20).isFinite && outcome.pretrainedTest.ndcg(at: 20).isFinite)
             let lines = try refit.readMetrics()
             #expect(lines.contains { $0["kind"] as? String == "epoch" && ($0["reward_mean"] as? Double)?.isFinite == true })
             // A DiffRec reward on a DreamRec run is refused with a message, before anything is written.
-            finetune.reward = .collabLoglik
-            #expect(throws: FinetuneError.self) {
-                try SequentialSession.finetune(pretrained: dreamrec, out: RunFolder(folder + "/wrong"), settings: finetune, backend: backend)
+            finetune.reward = .collabLoglik()
+            #expect(throws: RunError.self) {
+                try FinetuneSession.run(pretrained: dreamrec, out: RunFolder(folder + "/wrong"), settings: finetune, backend: backend)
             }
         }
     }

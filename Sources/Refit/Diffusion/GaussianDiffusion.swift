@@ -1,5 +1,11 @@
 import RefitCompute
 
+/// What the denoiser predicts: the clean row x₀ (DiffRec's default) or the noise ε.
+public enum MeanType: String, Codable, Sendable, CaseIterable {
+    case x0
+    case eps
+}
+
 /// A noise schedule's per-step tables on the device, and the forward and reverse steps built from them.
 ///
 /// Every step is a per-row affine combination (`Backend.combineRows`) whose coefficients are gathered from the

@@ -184,3 +184,18 @@ public struct CollaborativeTargets: Sendable, Equatable {
         return CollaborativeTargets(items: items, weights: weights, itemCount: itemCount)
     }
 }
+
+extension TargetSpec {
+    /// The targets of every user, from the training matrix alone.
+    public func build(train: CSRMatrix, backend: any Backend) throws -> CollaborativeTargets {
+        switch teacher {
+        case .userKNN(let neighbors):
+            return try CollaborativeTargets.userKNN(train: train, neighbors: neighbors, targetSize: size, backend: backend)
+        case .itemGraph:
+            return CollaborativeTargets.itemGraph(train: train, targetSize: size)
+        case .ease(let lambda):
+            let model = try EASEModel(backend: backend, train: train, lambda: lambda)
+            return try CollaborativeTargets.ease(train: train, model: model, targetSize: size, backend: backend)
+        }
+    }
+}

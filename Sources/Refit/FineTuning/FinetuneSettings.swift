@@ -1,57 +1,272 @@
-/// The reward a ReFiT rollout is scored with (DESIGN §4).
-public enum RewardKind: String, Codable, Sendable, CaseIterable {
-    /// Σ_j w_uj · log softmax(x₀/τ)_j over unseen items, w_u the collaborative target (default).
-    case collabLoglik = "collab-loglik"
+/// A ReFiT fine-tuning recipe as a few typed parts: what the final x₀ is rewarded for (`reward`, with the
+/// collaborative `targets` it reads), how the gradient of the expected reward is estimated (`estimator`, whose
+/// settings exist only for the estimator they belong to), and how it is applied (`optimizer`, `trainedLayers`, the
+/// epoch schedule). A combination that has no meaning (an anchor for REINFORCE, PPO for the pathwise gradient) cannot
+/// be written; `validate()` checks ranges only.
+///
+/// `FinetuneSettings()` is the method as first specified (REINFORCE on collab-loglik with user-kNN targets);
+/// `FinetunePreset` holds the measured recipes.
+public struct FinetuneSettings: Sendable, Equatable {
+    public var reward: RewardSpec = .collabLoglik()
+    /// The collaborative targets of DiffRec runs: built once per run from the training matrix (cached in targets.tsv),
+    /// read by the collaborative rewards and by REINFORCE's exploration of target items.
+    public var targets = TargetSpec()
+    public var estimator: EstimatorSpec = .reinforce(ReinforceSettings())
+    public var optimizer = OptimizerSettings()
+    /// The denoiser layers updated (DiffRec runs; DreamRec fine-tuning updates its whole denoiser).
+    public var trainedLayers: TrainedLayers = .all
+    public var epochs = 5
+    /// Users (DiffRec) or training examples (DreamRec, one per user) per update.
+    public var usersPerBatch = 128
+    /// Share of the training users visited per epoch.
+    public var userFraction: Double = 1
+    /// Seed of the rollouts' noise and of the shuffles.
+    public var seed: UInt64 = 1
+
+    public init() {}
+}
+
+/// What a rollout's final x₀ is scored with. Collaborative rewards read only the training matrix and targets built
+/// from it; validation and test interactions never reach a reward (a test proves it).
+public enum RewardSpec: Codable, Sendable, Equatable {
+    /// Σ_j w_uj · log softmax(x₀/τ)_j over the user's unseen items, w_u the collaborative target.
+    case collabLoglik(temperature: Float = 1)
     /// NDCG@K of x₀'s top unseen items against the graded collaborative target.
-    case collabNDCG = "collab-ndcg"
-    /// collab-loglik minus the log-likelihood of the population's mean target (over the same unseen items,
-    /// renormalised): it rewards what is personal in a user's target and not what every target shares (popularity).
-    /// The softmax normalisers cancel, so it is linear in x₀: `Σ_j (w_uj − w̄_uj)·x₀_j/τ`.
-    case collabLift = "collab-lift"
-    /// `σ_u·⟨z_u(w_u), x₀⟩`: the collaborative target standardised over the user's unseen items (0 on seen ones), scaled by
-    /// σ_u, the spread of the pre-trained model's scores over those items. Linear in x₀; with the pathwise anchor β its
-    /// optimum x₀_ref + σ_u·z_u(w_u)/β ranks like the blend z(x₀_ref) + z(w_u)/β that `refit baselines` measures.
-    case collabScore = "collab-score"
+    case collabNDCG(cutoff: Int = 20)
+    /// collab-loglik minus the log-likelihood of the population's mean target over the same unseen items: it rewards
+    /// what is personal in a target and not what every target shares (popularity). The normalisers cancel, so it is
+    /// linear in x₀: `Σ_j (w_uj − w̄_uj)·x₀_j/τ`.
+    case collabLift(temperature: Float = 1)
+    /// `σ_u·⟨z_u(w_u), x₀⟩`: the target standardised over the user's unseen items (0 on seen ones), scaled by σ_u, the
+    /// spread of the pre-trained model's scores there. Linear in x₀; with the pathwise anchor β its optimum
+    /// x₀_ref + σ_u·z_u(w_u)/β ranks like the blend z(x₀_ref) + z(w_u)/β that `BaselineComparison` scores.
+    case collabScore
     /// The naive design: the log-likelihood of the user's own training items.
+    case selfLoglik(temperature: Float = 1)
+    /// α·self-loglik + (1 − α)·collab-loglik.
+    case mixed(selfWeight: Float = 0.5, temperature: Float = 1)
+    /// DreamRec runs: log softmax(x̂₀·Eᵀ/τ) of the observed next item of a training position.
+    case seqLoglik(temperature: Float = 1)
+    /// DreamRec runs: α·seq-loglik + (1 − α)·the same log-likelihood averaged over the `followers` items that most often
+    /// followed the history's last item in training sequences (the collaborative next-item signal).
+    case seqCollab(ownWeight: Float = 0.5, temperature: Float = 1, followers: Int = 100)
+
+    public var kind: RewardKind {
+        switch self {
+        case .collabLoglik: .collabLoglik
+        case .collabNDCG: .collabNDCG
+        case .collabLift: .collabLift
+        case .collabScore: .collabScore
+        case .selfLoglik: .selfLoglik
+        case .mixed: .mixed
+        case .seqLoglik: .seqLoglik
+        case .seqCollab: .seqCollab
+        }
+    }
+
+    /// Whether the reward is a differentiable function of x₀ (the pathwise estimator needs one).
+    public var isDifferentiable: Bool { ![.collabNDCG, .seqLoglik, .seqCollab].contains(kind) }
+}
+
+/// The names of the rewards, as a run's log and the command line spell them.
+public enum RewardKind: String, Codable, Sendable, CaseIterable {
+    case collabLoglik = "collab-loglik"
+    case collabNDCG = "collab-ndcg"
+    case collabLift = "collab-lift"
+    case collabScore = "collab-score"
     case selfLoglik = "self-loglik"
-    /// α·self + (1 − α)·collab.
     case mixed
-    /// Sequential (DreamRec) runs: log softmax(x̂₀·Eᵀ/τ) of the observed next item of a training position.
     case seqLoglik = "seq-loglik"
-    /// Sequential runs: α·seq-loglik + (1 − α)·the same log-likelihood averaged over the items that followed the
-    /// history's last item in other users' training sequences (the collaborative next-item signal).
     case seqCollab = "seq-collab"
 
     /// Whether the reward belongs to the sequential scenario (DreamRec) rather than DiffRec.
     public var isSequential: Bool { self == .seqLoglik || self == .seqCollab }
+
+    /// The reward of this kind with its own defaults.
+    public var defaultSpec: RewardSpec {
+        switch self {
+        case .collabLoglik: .collabLoglik()
+        case .collabNDCG: .collabNDCG()
+        case .collabLift: .collabLift()
+        case .collabScore: .collabScore
+        case .selfLoglik: .selfLoglik()
+        case .mixed: .mixed()
+        case .seqLoglik: .seqLoglik()
+        case .seqCollab: .seqCollab()
+        }
+    }
 }
 
-/// How collaborative targets are built from the training matrix.
-public enum NeighborKind: String, Codable, Sendable, CaseIterable {
-    /// Top-k users by cosine similarity of training rows.
-    case userKNN = "user-knn"
+/// The collaborative targets w_u: a teacher's scores over each user's unseen items, the top `size` kept, summing to 1.
+public struct TargetSpec: Codable, Sendable, Equatable {
+    public var teacher: Teacher = .userKNN()
+    public var size = 100
+
+    public init(teacher: Teacher = .userKNN(), size: Int = 100) {
+        self.teacher = teacher
+        self.size = size
+    }
+}
+
+/// Where collaborative targets come from: a simple recommender fitted on the training matrix.
+public enum Teacher: Codable, Sendable, Equatable {
+    /// The top-k users by cosine similarity of training rows, their rows averaged by similarity.
+    case userKNN(neighbors: Int = Teacher.defaultNeighbors)
     /// x_u·P with P the row-normalised item–item co-occurrence matrix (zero diagonal): linear in users.
+    case itemGraph
+    /// x_u·B with B the EASE item–item regression weights (closed form, L2 weight λ): O(I²) memory. λ = 1000 had the
+    /// best validation Recall@20 of 100–5000 on ML-1M.
+    case ease(lambda: Double = Teacher.defaultLambda)
+
+    public static let defaultNeighbors = 50
+    public static let defaultLambda = 1000.0
+
+    public var kind: TeacherKind {
+        switch self {
+        case .userKNN: .userKNN
+        case .itemGraph: .itemGraph
+        case .ease: .ease
+        }
+    }
+}
+
+/// The names of the teachers.
+public enum TeacherKind: String, Codable, Sendable, CaseIterable {
+    case userKNN = "user-knn"
     case itemGraph = "item-graph"
-    /// x_u·B with B the EASE item–item regression weights (closed form, λ = `easeLambda`): O(I²) memory.
     case ease
+
+    public var defaultTeacher: Teacher {
+        switch self {
+        case .userKNN: .userKNN()
+        case .itemGraph: .itemGraph
+        case .ease: .ease()
+        }
+    }
+}
+
+/// How the gradient of the expected reward is estimated; each case carries only the settings that mean something to it.
+public enum EstimatorSpec: Codable, Sendable, Equatable {
+    /// Score-function gradients from G stochastic rollouts per user (`ReinforceEstimator`).
+    case reinforce(ReinforceSettings)
+    /// The deterministic chain's gradient, backpropagated from a differentiable reward (`PathwiseEstimator`).
+    case pathwise(PathwiseSettings)
+
+    public var kind: EstimatorKind {
+        switch self {
+        case .reinforce: .reinforce
+        case .pathwise: .pathwise
+        }
+    }
+}
+
+public enum EstimatorKind: String, Codable, Sendable, CaseIterable {
+    case reinforce
+    case pathwise
+
+    public var defaultSpec: EstimatorSpec {
+        switch self {
+        case .reinforce: .reinforce(ReinforceSettings())
+        case .pathwise: .pathwise(PathwiseSettings())
+        }
+    }
+}
+
+/// REINFORCE: G rollouts per user from `N(μ_θ, η²σ̃_t²·I)`, group-normalised advantages, and `−mean A·Σ_{t∈S} log π`
+/// over a random share S of the noisy steps; optionally PPO's clipped ratio and a KL penalty to the pre-trained model.
+public struct ReinforceSettings: Codable, Sendable, Equatable {
+    /// Rollouts per user (G).
+    public var rollouts = 4
+    public var exploration = Exploration()
+    /// Share of the noisy steps trained on per update. A quarter keeps an update about as costly as its rollouts (each
+    /// trained step is a forward and a backward pass; a rollout step only a forward).
+    public var stepFraction = 0.25
+    /// nil: one REINFORCE update per batch of rollouts.
+    public var ppo: PPOSettings? = nil
+    /// β of the penalty `β·mean_i (μ_θ − μ_ref)²/(2η²σ̃_t²)` towards the frozen pre-trained model; nil: none.
+    public var klCoefficient: Float? = nil
+    /// Advantages are clipped to ±this.
+    public var advantageClip: Float = 5
+
+    public init() {}
+}
+
+/// The policy's noise: its standard deviation η·σ̃_t, over which dimensions.
+public struct Exploration: Codable, Sendable, Equatable {
+    public var scale: Float = 1
+    public var dimensions: ExplorationKind = .all
+
+    public init(scale: Float = 1, dimensions: ExplorationKind = .all) {
+        self.scale = scale
+        self.dimensions = dimensions
+    }
 }
 
 /// Which item dimensions of x_{t−1} the policy explores.
 public enum ExplorationKind: String, Codable, Sendable, CaseIterable {
-    /// Every item: the policy is N(μ, η²σ̃²·I) over all I dimensions (DESIGN §4).
+    /// Every item: the policy is N(μ, η²σ̃²·I) over all I dimensions.
     case all
-    /// Only each user's collaborative-target items: larger steps in far fewer dimensions (the other items follow
-    /// the mean deterministically and carry no log-probability).
+    /// Only each user's collaborative-target items: larger steps in far fewer dimensions (the other items follow the
+    /// mean deterministically and carry no log-probability).
     case targets
 }
 
-/// How the gradient of the expected reward is estimated.
-public enum Estimator: String, Codable, Sendable, CaseIterable {
-    /// Score-function (REINFORCE) gradients from G stochastic rollouts per user, or PPO with `ppoEpochs` (DESIGN §4).
-    case reinforce
-    /// The deterministic policy's gradient: x₀ is a differentiable function of θ along the noise-free chain, so
-    /// `∇θ r(x₀(θ))` is backpropagated through the last `pathwiseSteps` reverse steps. Needs a log-likelihood reward.
-    case pathwise
+/// Several clipped updates over the same rollouts: `−min(ρA, clip(ρ, 1±ε)A)`, ρ = π/π_old.
+public struct PPOSettings: Codable, Sendable, Equatable {
+    public var epochs: Int
+    /// ε.
+    public var clipRange: Float = 0.2
+
+    public init(epochs: Int, clipRange: Float = 0.2) {
+        self.epochs = epochs
+        self.clipRange = clipRange
+    }
+}
+
+/// The pathwise gradient: x₀ is a differentiable function of θ along the noise-free chain, so `∇θ r(x₀(θ))` is
+/// backpropagated through the last `steps` reverse steps (DRaFT-K).
+public struct PathwiseSettings: Codable, Sendable, Equatable {
+    /// Reverse steps the gradient flows through, counted from the last; nil: all of them.
+    public var steps: Int? = nil
+    public var anchor: Anchor? = nil
+
+    public init(steps: Int? = nil, anchor: Anchor? = nil) {
+        self.steps = steps
+        self.anchor = anchor
+    }
+}
+
+/// `β·½‖x₀ − x₀_ref‖²` to the frozen pre-trained model's output, over `scope`. Its optimum is about `x₀_ref + ∇r/β`:
+/// the pre-trained scores plus a step towards the reward's targets, the blend that `BaselineComparison` measures.
+public struct Anchor: Codable, Sendable, Equatable {
+    /// β.
+    public var weight: Float
+    public var scope: AnchorScope = .all
+
+    public init(weight: Float, scope: AnchorScope = .all) {
+        self.weight = weight
+        self.scope = scope
+    }
+}
+
+/// Which items the anchor (and, for `focus`, the reward's gradient too) acts on.
+public enum AnchorScope: Codable, Sendable, Equatable {
+    case all
+    /// The items outside the user's training row: the ones a ranking sees.
+    case unseen
+    /// Each user's unseen items in the top `items` of x₀_ref or of the anchored optimum x₀_ref + ∇r/β, for the reward's
+    /// gradient and the anchor alike. A ranking reads only the top of the list, and a denoiser cannot fit a target
+    /// everywhere: this spends its capacity where the order changes.
+    case focus(items: Int)
+}
+
+/// AdamW after a gradient-norm clip.
+public struct OptimizerSettings: Codable, Sendable, Equatable {
+    public var learningRate: Float = 1e-5
+    public var weightDecay: Float = 0
+    public var maxGradientNorm: Float = 1
+
+    public init(learningRate: Float = 1e-5) { self.learningRate = learningRate }
 }
 
 /// Which of the denoiser's layers fine-tuning updates.
@@ -61,193 +276,101 @@ public enum TrainedLayers: String, Codable, Sendable, CaseIterable {
     case output
 }
 
-/// Every setting of a ReFiT fine-tuning run.
-public struct FinetuneSettings: Codable, Sendable, Equatable {
-    public var reward: RewardKind = .collabLoglik
-    public var neighbors: NeighborKind = .userKNN
-    /// Neighbours per user (user-kNN).
-    public var neighborCount = 50
-    /// L2 weight λ of EASE (`--neighbors ease`). 1000 had the best validation Recall@20 of 100–5000 on ML-1M.
-    public var easeLambda: Double = 1000
-    /// Entries kept in each user's collaborative target.
-    public var targetSize = 100
-    /// Softmax temperature τ of the log-likelihood rewards.
-    public var temperature: Float = 1
-    /// Cut-off of collab-ndcg.
-    public var ndcgCutoff = 20
-    /// Weight of the self term in `mixed`.
-    public var mixWeight: Float = 0.5
-    /// Rollouts per user (G).
-    public var rollouts = 4
-    public var usersPerBatch = 128
-    /// Policy std = η·σ̃_t.
-    public var explorationScale: Float = 1
-    public var exploration: ExplorationKind = .all
-    /// Fraction of the noisy steps trained on per update. A quarter keeps an update about as costly as its
-    /// rollouts (each trained step is a forward and a backward pass; a rollout step only a forward).
-    public var stepFraction: Double = 0.25
-    public var estimator: Estimator = .reinforce
-    /// Reverse steps the pathwise gradient flows through, counted from the last (0: all of them).
-    public var pathwiseSteps = 0
-    /// Pathwise: β of the anchor `β·½‖x₀ − x₀_ref‖²` to the frozen pre-trained model's output (0: none). Its optimum
-    /// is about `x₀_ref + ∇r/β`: the pre-trained scores plus a step towards the reward's targets, the blend that
-    /// `refit baselines` measures.
-    public var anchor: Float = 0
-    /// Anchor only the items outside the user's training row (the ones a ranking sees).
-    public var anchorUnseenOnly = false
-    /// Pathwise: apply the reward's gradient and the anchor only to each user's focus items, the unseen items in the top
-    /// `focus` of x₀_ref or of the anchored optimum x₀_ref + ∇r/β (0: every item). A ranking only reads the top of the
-    /// list, and a denoiser cannot fit a target everywhere: this spends its capacity where the order changes.
-    public var focus = 0
-    /// The layers updated (their gradients are kept; the others' are zeroed before AdamW).
-    public var trainedLayers: TrainedLayers = .all
-    /// 0 means REINFORCE (one update per batch of rollouts).
-    public var ppoEpochs = 0
-    public var clipRange: Float = 0.2
-    public var klCoefficient: Float = 0
-    public var learningRate: Float = 1e-5
-    public var weightDecay: Float = 0
-    public var maxGradientNorm: Float = 1
-    public var advantageClip: Float = 5
-    public var epochs = 5
-    /// Share of the training users visited per epoch (for scaling measurements).
-    public var userFraction: Double = 1
-    public var seed: UInt64 = 1
-
-    public init() {}
-
-    /// Keys missing from a saved config.json (written before the setting existed) take today's default, so older
-    /// run folders stay readable.
-    public init(from decoder: Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        let defaults = FinetuneSettings()
-        func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
-            try container.decodeIfPresent(T.self, forKey: key) ?? fallback
-        }
-        reward = try value(.reward, defaults.reward)
-        neighbors = try value(.neighbors, defaults.neighbors)
-        neighborCount = try value(.neighborCount, defaults.neighborCount)
-        easeLambda = try value(.easeLambda, defaults.easeLambda)
-        targetSize = try value(.targetSize, defaults.targetSize)
-        temperature = try value(.temperature, defaults.temperature)
-        ndcgCutoff = try value(.ndcgCutoff, defaults.ndcgCutoff)
-        mixWeight = try value(.mixWeight, defaults.mixWeight)
-        rollouts = try value(.rollouts, defaults.rollouts)
-        usersPerBatch = try value(.usersPerBatch, defaults.usersPerBatch)
-        explorationScale = try value(.explorationScale, defaults.explorationScale)
-        exploration = try value(.exploration, defaults.exploration)
-        stepFraction = try value(.stepFraction, defaults.stepFraction)
-        estimator = try value(.estimator, defaults.estimator)
-        pathwiseSteps = try value(.pathwiseSteps, defaults.pathwiseSteps)
-        anchor = try value(.anchor, defaults.anchor)
-        anchorUnseenOnly = try value(.anchorUnseenOnly, defaults.anchorUnseenOnly)
-        focus = try value(.focus, defaults.focus)
-        trainedLayers = try value(.trainedLayers, defaults.trainedLayers)
-        ppoEpochs = try value(.ppoEpochs, defaults.ppoEpochs)
-        clipRange = try value(.clipRange, defaults.clipRange)
-        klCoefficient = try value(.klCoefficient, defaults.klCoefficient)
-        learningRate = try value(.learningRate, defaults.learningRate)
-        weightDecay = try value(.weightDecay, defaults.weightDecay)
-        maxGradientNorm = try value(.maxGradientNorm, defaults.maxGradientNorm)
-        advantageClip = try value(.advantageClip, defaults.advantageClip)
-        epochs = try value(.epochs, defaults.epochs)
-        userFraction = try value(.userFraction, defaults.userFraction)
-        seed = try value(.seed, defaults.seed)
-    }
-
-    /// The defaults for DreamRec runs: the seq-loglik reward, lr 3e-5 and 64 users per update. Chosen on
-    /// validation: on ML-1M (3 seeds, 10 epochs) lr 3e-5 reached validation NDCG@20 0.0995 ± 0.0053 against
-    /// 0.0954 ± 0.0025 for 1e-4; on ML-100K lr 3e-4 did worse than 1e-4 (the reward rose faster, the ranking less).
-    public static var sequential: FinetuneSettings {
-        var s = FinetuneSettings()
-        s.reward = .seqLoglik
-        s.learningRate = 3e-5
-        s.usersPerBatch = 64
-        return s
-    }
-}
-
-/// Named fine-tuning recipes (`refit finetune --preset`); flags given beside one override it. DiffRec runs start from
-/// `easeScore` unless told otherwise; `design` is DESIGN §4 as specified, kept as the reference the others beat.
-public enum FinetunePreset: String, CaseIterable, Sendable {
-    /// DESIGN §4 as specified, `FinetuneSettings()`: REINFORCE, collab-loglik on user-kNN targets, lr 1e-5, five epochs.
-    /// +0.2% test NDCG@20 on ML-1M (3 seeds): the user-kNN target holds almost nothing the model lacks (README).
-    case design
-    /// The best design measured on DiffRec's ML-1M split before collab-score (README, run L8): collab-lift on EASE targets, the pathwise
-    /// estimator anchored (β 0.03) on the items outside each training row, lr 3e-5, four quarter-epochs. +1.5% test
-    /// NDCG@20 and Recall@20, mean of 3 seeds. DiffRec runs only, with at most 20,000 items (EASE's limit).
-    case easeLift = "ease-lift"
-    /// The best design measured on DiffRec's ML-1M split (README, run S3): collab-score on EASE targets, the pathwise
-    /// estimator through the last reverse step, anchored (β 1) and focused on each user's top 50 unseen items, lr 1e-4,
-    /// eight half-epochs. Its anchored optimum is the validated blend z(model) + z(EASE target). DiffRec runs only,
-    /// with at most 20,000 items (EASE's limit).
-    case easeScore = "ease-score"
-
-    public var settings: FinetuneSettings {
-        var s = FinetuneSettings()
-        switch self {
-        case .design:
-            break
-        case .easeLift:
-            s.reward = .collabLift
-            s.neighbors = .ease
-            s.estimator = .pathwise
-            s.anchor = 0.03
-            s.anchorUnseenOnly = true
-            s.learningRate = 3e-5
-            s.epochs = 4
-            s.userFraction = 0.25
-        case .easeScore:
-            s.reward = .collabScore
-            s.neighbors = .ease
-            s.estimator = .pathwise
-            s.anchor = 1
-            s.focus = 50
-            s.pathwiseSteps = 1
-            s.learningRate = 1e-4
-            s.epochs = 8
-            s.userFraction = 0.5
-        }
-        return s
-    }
-}
-
 extension FinetuneSettings {
-    /// Checks ranges; the message names the flag.
-    public func validate() throws(FinetuneError) {
-        func check(_ condition: Bool, _ message: String) throws(FinetuneError) { if !condition { throw .invalidSetting(message) } }
-        try check(rollouts >= 1, "--rollouts must be at least 1")
-        try check(usersPerBatch >= 1, "--users-per-batch must be at least 1")
-        try check(explorationScale > 0, "--exploration-scale must be positive")
-        try check(stepFraction > 0 && stepFraction <= 1, "--step-fraction must be in (0, 1]")
-        try check(ppoEpochs >= 0, "--ppo-epochs must be 0 (REINFORCE) or more")
-        try check(clipRange > 0, "--clip-range must be positive")
-        try check(klCoefficient >= 0, "--kl-coef must be non-negative")
-        try check(learningRate > 0, "--lr must be positive")
-        try check(maxGradientNorm > 0, "--max-grad-norm must be positive")
-        try check(advantageClip > 0, "--advantage-clip must be positive")
-        try check(epochs >= 1, "--epochs must be at least 1")
-        try check(temperature > 0, "--temperature must be positive")
-        try check(neighborCount >= 1 && targetSize >= 1 && ndcgCutoff >= 1, "--neighbors-k, --target-size and --ndcg-k must be at least 1")
-        try check(easeLambda > 0, "--ease-lambda must be positive")
-        try check(mixWeight >= 0 && mixWeight <= 1, "--mix-weight must be in [0, 1]")
-        try check(pathwiseSteps >= 0, "--pathwise-steps must be 0 (all) or more")
-        try check(anchor >= 0, "--anchor must be non-negative")
-        try check(anchor == 0 || estimator == .pathwise, "--anchor applies to --estimator pathwise (REINFORCE has --kl-coef)")
-        try check(!anchorUnseenOnly || anchor > 0, "--anchor-unseen-only needs --anchor")
-        try check(focus >= 0, "--focus must be 0 (every item) or more")
-        try check(focus == 0 || anchor > 0, "--focus needs --anchor: its items include the top of the anchored optimum x₀_ref + ∇r/β")
-        try check(trainedLayers == .all || !reward.isSequential, "--train-layers output is for DiffRec runs; DreamRec fine-tuning updates every layer")
-        if estimator == .pathwise {
-            try check([.collabLoglik, .collabLift, .collabScore, .selfLoglik, .mixed].contains(reward),
-                      "--estimator pathwise is for DiffRec runs with a differentiable reward (collab-loglik, collab-lift, collab-score, self-loglik or mixed), not \(reward.rawValue)")
-            try check(ppoEpochs == 0 && klCoefficient == 0 && exploration == .all,
-                      "--estimator pathwise follows the noise-free chain: --ppo-epochs, --kl-coef and --explore do not apply")
+    /// The REINFORCE settings, or nil for another estimator.
+    public var reinforce: ReinforceSettings? {
+        if case .reinforce(let s) = estimator { return s }
+        return nil
+    }
+
+    /// The pathwise settings, or nil for another estimator.
+    public var pathwise: PathwiseSettings? {
+        if case .pathwise(let s) = estimator { return s }
+        return nil
+    }
+
+    /// Whether the frozen pre-trained model is needed beside the policy (a KL penalty or an anchor refers to it).
+    public var needsReference: Bool { reinforce?.klCoefficient != nil || pathwise?.anchor != nil }
+
+    /// Checks every value's range, naming the setting; combinations need no check, since the types admit only
+    /// meaningful ones.
+    public func validate() throws(SettingError) {
+        func check(_ condition: Bool, _ setting: SettingError.Setting, _ requirement: String) throws(SettingError) {
+            if !condition { throw SettingError(setting: setting, requirement: requirement) }
         }
-        try check(userFraction > 0 && userFraction <= 1, "--user-fraction must be in (0, 1]")
+        switch reward {
+        case .collabLoglik(let t), .collabLift(let t), .selfLoglik(let t), .seqLoglik(let t):
+            try check(t > 0, .temperature, "must be positive")
+        case .mixed(let weight, let t):
+            try check(t > 0, .temperature, "must be positive")
+            try check(weight >= 0 && weight <= 1, .mixWeight, "must be in [0, 1]")
+        case .seqCollab(let weight, let t, let followers):
+            try check(t > 0, .temperature, "must be positive")
+            try check(weight >= 0 && weight <= 1, .mixWeight, "must be in [0, 1]")
+            try check(followers >= 1, .targetSize, "must be at least 1")
+        case .collabNDCG(let cutoff):
+            try check(cutoff >= 1, .ndcgCutoff, "must be at least 1")
+        case .collabScore:
+            break
+        }
+        try check(targets.size >= 1, .targetSize, "must be at least 1")
+        switch targets.teacher {
+        case .userKNN(let k): try check(k >= 1, .neighborCount, "must be at least 1")
+        case .ease(let lambda): try check(lambda > 0, .easeLambda, "must be positive")
+        case .itemGraph: break
+        }
+        switch estimator {
+        case .reinforce(let s):
+            try check(s.rollouts >= 1, .rollouts, "must be at least 1")
+            try check(s.exploration.scale > 0, .explorationScale, "must be positive")
+            try check(s.stepFraction > 0 && s.stepFraction <= 1, .stepFraction, "must be in (0, 1]")
+            if let ppo = s.ppo {
+                try check(ppo.epochs >= 1, .ppoEpochs, "must be at least 1")
+                try check(ppo.clipRange > 0, .clipRange, "must be positive")
+            }
+            if let kl = s.klCoefficient { try check(kl > 0, .klCoefficient, "must be positive") }
+            try check(s.advantageClip > 0, .advantageClip, "must be positive")
+        case .pathwise(let s):
+            try check(reward.isDifferentiable, .estimator,
+                      "pathwise needs a differentiable reward (collab-loglik, collab-lift, collab-score, self-loglik or mixed), not \(reward.kind.rawValue)")
+            if let steps = s.steps { try check(steps >= 1, .pathwiseSteps, "must be at least 1") }
+            if let anchor = s.anchor {
+                try check(anchor.weight > 0, .anchor, "must be positive")
+                if case .focus(let items) = anchor.scope { try check(items >= 1, .focus, "must be at least 1") }
+            }
+        }
+        try check(optimizer.learningRate > 0, .learningRate, "must be positive")
+        try check(optimizer.maxGradientNorm > 0, .maxGradientNorm, "must be positive")
+        try check(trainedLayers == .all || !reward.kind.isSequential, .trainedLayers,
+                  "must be all for DreamRec runs, whose fine-tuning updates the whole denoiser")
+        try check(epochs >= 1, .epochs, "must be at least 1")
+        try check(usersPerBatch >= 1, .usersPerBatch, "must be at least 1")
+        try check(userFraction > 0 && userFraction <= 1, .userFraction, "must be in (0, 1]")
     }
 }
 
+/// A setting outside its range. It names the setting, not a flag: the command line maps settings to its flags.
+public struct SettingError: Error, CustomStringConvertible, Equatable {
+    /// Every fine-tuning setting with a range.
+    public enum Setting: String, Sendable, CaseIterable {
+        case temperature, mixWeight, targetSize, ndcgCutoff, neighborCount, easeLambda
+        case estimator, rollouts, explorationScale, stepFraction, ppoEpochs, clipRange, klCoefficient, advantageClip
+        case pathwiseSteps, anchor, focus
+        case learningRate, maxGradientNorm, trainedLayers, epochs, usersPerBatch, userFraction
+    }
+
+    public let setting: Setting
+    public let requirement: String
+
+    public init(setting: Setting, requirement: String) {
+        self.setting = setting
+        self.requirement = requirement
+    }
+
+    public var description: String { "\(setting.rawValue) \(requirement)" }
+}
+
+/// Fine-tuning that cannot start: the run or the recipe does not fit the scenario.
 public enum FinetuneError: Error, CustomStringConvertible {
     case invalidSetting(String)
     case notADiffRecRun(String)

@@ -220,7 +220,7 @@ final class CollaborativeScoreReward: DifferentiableReward {
             let scores = try backend.readFloats(try model.scores(input))
             for r in 0..<rows {
                 let row = scores[(r * train.columnCount)..<((r + 1) * train.columnCount)]
-                spread.append(Float(BaselineComparison.unseenMoments(row, seen: train.row(start + r)).deviation))
+                spread.append(Float(RankingRows.unseenMoments(row, seen: train.row(start + r)).deviation))
             }
         }
         return spread
@@ -253,33 +253,35 @@ final class MixedReward: DifferentiableReward {
     }
 }
 
-extension RewardKind {
-    /// The reward of this kind for a dataset's training matrix and collaborative targets.
+extension RewardSpec {
+    /// The DiffRec reward this spec names, for a dataset's training matrix and collaborative targets.
     /// `referenceSpread` (σ_u, `CollaborativeScoreReward.referenceSpread`) is needed by collab-score only.
     public func make(backend: any Backend, train: CSRMatrix, trainOnDevice: DeviceCSR, targets: CollaborativeTargets,
-                     settings: FinetuneSettings, referenceSpread: [Float]? = nil) -> RolloutReward {
-        let collab = LogLikelihoodReward(name: RewardKind.collabLoglik.rawValue, backend: backend, train: trainOnDevice,
-                                         temperature: settings.temperature, maskSeen: true) { user in
-            (targets.items[user][...], targets.weights[user])
+                     referenceSpread: [Float]? = nil) -> RolloutReward {
+        func collab(_ temperature: Float) -> LogLikelihoodReward {
+            LogLikelihoodReward(name: RewardKind.collabLoglik.rawValue, backend: backend, train: trainOnDevice, temperature: temperature,
+                                maskSeen: true) { user in (targets.items[user][...], targets.weights[user]) }
         }
-        let selfReward = LogLikelihoodReward(name: RewardKind.selfLoglik.rawValue, backend: backend, train: trainOnDevice,
-                                             temperature: settings.temperature, maskSeen: false) { user in
-            let row = train.row(user)
-            return (row, [Float](repeating: row.isEmpty ? 0 : 1 / Float(row.count), count: row.count))
+        func own(_ temperature: Float) -> LogLikelihoodReward {
+            LogLikelihoodReward(name: RewardKind.selfLoglik.rawValue, backend: backend, train: trainOnDevice, temperature: temperature,
+                                maskSeen: false) { user in
+                let row = train.row(user)
+                return (row, [Float](repeating: row.isEmpty ? 0 : 1 / Float(row.count), count: row.count))
+            }
         }
         switch self {
-        case .collabLoglik: return collab
-        case .collabLift:
+        case .collabLoglik(let temperature): return collab(temperature)
+        case .collabLift(let temperature):
             let population = targets.populationMean()
-            return LogLikelihoodReward(name: rawValue, backend: backend, train: trainOnDevice, temperature: settings.temperature,
+            return LogLikelihoodReward(name: kind.rawValue, backend: backend, train: trainOnDevice, temperature: temperature,
                                        maskSeen: true) { user in targets.lift(user: user, population: population, seen: train.row(user)) }
         case .collabScore:
             guard let referenceSpread else { preconditionFailure("collab-score needs the reference model's spread σ_u") }
             return CollaborativeScoreReward(backend: backend, train: train, targets: targets, spread: referenceSpread)
-        case .selfLoglik: return selfReward
-        case .collabNDCG: return CollaborativeNDCGReward(backend: backend, train: trainOnDevice, targets: targets, cutoff: settings.ndcgCutoff)
-        case .mixed: return MixedReward(selfReward, collab, weight: Double(settings.mixWeight))
-        case .seqLoglik, .seqCollab: preconditionFailure("\(rawValue) is a sequential reward; FinetuneSession rejects it for DiffRec runs")
+        case .selfLoglik(let temperature): return own(temperature)
+        case .collabNDCG(let cutoff): return CollaborativeNDCGReward(backend: backend, train: trainOnDevice, targets: targets, cutoff: cutoff)
+        case .mixed(let weight, let temperature): return MixedReward(own(temperature), collab(temperature), weight: Double(weight))
+        case .seqLoglik, .seqCollab: preconditionFailure("\(kind.rawValue) is a sequential reward; a DiffRec session refuses it")
         }
     }
 }

@@ -1,12 +1,6 @@
 import Foundation
 import RefitCompute
 
-/// What the denoiser predicts: the clean row x₀ (DiffRec's default) or the noise ε.
-public enum MeanType: String, Codable, Sendable, CaseIterable {
-    case x0
-    case eps
-}
-
 /// The shape of a DiffRec DNN denoiser.
 public struct DiffRecArchitecture: Codable, Sendable, Equatable {
     public var items: Int

@@ -28,16 +28,18 @@ public enum ReportWriter {
         } else {
             charts.append(SVGChart(title: "Reward (mean ± std over rollouts)", xLabel: "epoch", yLabel: "reward",
                                    series: [series(epochs, "reward_mean", name: "reward", band: "reward_std")]))
-            // The pathwise estimator samples nothing, so there is no KL between policies and no ratio to clip; its log
-            // keeps the anchor's distance to the pre-trained output in the KL column.
-            let pathwise = configuration.finetune?.estimator == Estimator.pathwise.rawValue
-            charts.append(pathwise
-                ? SVGChart(title: "Distance to the pre-trained output (pathwise: in place of the approximate KL)", xLabel: "epoch",
-                           yLabel: "½‖x₀ − x₀_ref‖² per user", series: [series(epochs, "approx_kl", name: "anchor distance")])
-                : SVGChart(title: "Approximate KL per update", xLabel: "epoch", yLabel: "KL (nats per item)",
-                           series: [series(epochs, "approx_kl", name: "approx. KL(old ‖ new)")]))
-            charts.append(SVGChart(title: "PPO clip fraction" + (pathwise ? " (pathwise: no ratios, always 0)" : ""), xLabel: "epoch",
-                                   yLabel: "fraction of clipped ratios", series: [series(epochs, "clip_fraction", name: "clip fraction")]))
+            // The pathwise estimator samples nothing, so there is no KL between policies and no ratio to clip; it logs the
+            // anchor's distance to the pre-trained output instead (runs before the typed recipe kept it in approx_kl).
+            if configuration.finetune?.estimator.kind == .pathwise {
+                let key = epochs.contains { $0["anchor_distance"] != nil } ? "anchor_distance" : "approx_kl"
+                charts.append(SVGChart(title: "Distance to the pre-trained output", xLabel: "epoch", yLabel: "½‖x₀ − x₀_ref‖² per user",
+                                       series: [series(epochs, key, name: "anchor distance")]))
+            } else {
+                charts.append(SVGChart(title: "Approximate KL per update", xLabel: "epoch", yLabel: "KL (nats per item)",
+                                       series: [series(epochs, "approx_kl", name: "approx. KL(old ‖ new)")]))
+                charts.append(SVGChart(title: "PPO clip fraction", xLabel: "epoch", yLabel: "fraction of clipped ratios",
+                                       series: [series(epochs, "clip_fraction", name: "clip fraction")]))
+            }
         }
         charts.append(SVGChart(title: hitName, xLabel: "epoch", yLabel: hitName,
                                series: [series(valid, hit, name: "validation")] + (test.isEmpty ? [] : [series(test, hit, name: "test")])))
@@ -98,8 +100,7 @@ public enum ReportWriter {
         var dataFingerprint: String
         var pretrainedRun: String?
         /// Fine-tuning runs: the estimator decides what the divergence curve means.
-        var finetune: FinetuneFields?
-        struct FinetuneFields: Decodable { var estimator: String? }
+        var finetune: FinetuneSettings?
     }
 
     /// A statistics field as it appears in config.json.

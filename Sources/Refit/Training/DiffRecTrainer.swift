@@ -13,12 +13,6 @@ public struct PretrainState: CheckpointState, Sendable {
     public var bestTest: [String: Double] = [:]
 }
 
-/// Receives progress: one call per finished batch (for a live bar) and one line per event.
-public protocol TrainingObserver: AnyObject {
-    func batchFinished(epoch: Int, batch: Int, of batches: Int)
-    func log(_ line: String)
-}
-
 /// DiffRec pre-training (DESIGN §3): importance-sampled timesteps, SNR reweighting, AdamW, evaluation on
 /// validation every `evalEvery` epochs, the best epoch by validation Recall@20, early stop after `patience`.
 ///

@@ -68,24 +68,24 @@ extension OpenCLBackend {
 
 /// How the linear kernels are launched on one device: a small table by kind of device.
 ///
-/// The kernel's compile-time knobs live in Kernels/linear.cl; the constants here must match their defaults.
+/// The tile shapes come from `KernelKnobs`, which the program is also built with.
 struct LinearTuning: Sendable, Equatable {
     enum Family: String, Sendable, CaseIterable {
-        /// `linear_gemm_cpu`: one work-item per group, a 12 × 32 register tile in float16 vectors.
+        /// `linear_gemm_cpu`: one work-item per group, a `cpuTileRows` × `cpuPanel` register tile in float16 vectors.
         case cpu
-        /// `linear_gemm_gpu`: 16 × 16 work-items per 64 × 64 tile of C, staged through local memory.
+        /// `linear_gemm_gpu`: `gpuGroup`² work-items per `gpuTile`² tile of C, staged through local memory.
         case gpu
     }
 
-    /// Columns of C per CPU work-item: 16·LIN_CPU_NV.
-    static let cpuPanel = 32
-    /// Rows of C per CPU register tile: LIN_CPU_MR.
-    static let cpuTileRows = 12
+    /// Columns of C per CPU work-item (LIN_CPU_NR in the kernel).
+    static let cpuPanel = 16 * KernelKnobs.linearCPUTileVectors.value
+    /// Rows of C per CPU register tile.
+    static let cpuTileRows = KernelKnobs.linearCPUTileRows.value
     /// Most register tiles per work-item for a tall transposed A (see `cpuPlan`).
     static let transposedRowTiles = 40
-    /// Rows and columns of C per GPU work-group: LIN_GPU_TS; work-groups are gpuGroup² work-items (TS/WPT).
-    static let gpuTile = 64
-    static let gpuGroup = 16
+    /// Rows and columns of C per GPU work-group, and the side of that square work-group (LIN_GPU_RTS in the kernel).
+    static let gpuTile = KernelKnobs.linearGPUTile.value
+    static let gpuGroup = KernelKnobs.linearGPUTile.value / KernelKnobs.linearGPUWorkPerItem.value
 
     let family: Family
     /// Inner indices per packed panel (CPU family): 256 × 32 floats = 32 KiB of local memory (plus 12 KiB for a

@@ -16,9 +16,18 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Work-group shapes of the reduction and selection kernels; tests set GPU shapes on a CPU device to run those paths.
     var groups: WorkGroups
 
+    /// The options every program is built with: the kernels' knobs come from `KernelKnobs`, the table the host's
+    /// launch shapes are read from.
+    static let buildOptions = "-cl-std=CL1.2 " + KernelKnobs.defines
+
     /// Builds every embedded kernel for `device`; a build failure throws with the compiler's log.
-    public init(device: OpenCLDeviceInfo) throws {
-        context = try OpenCLContext(device: device, buildOptions: "-cl-std=CL1.2")
+    public convenience init(device: OpenCLDeviceInfo) throws {
+        try self.init(device: device, buildOptions: Self.buildOptions)
+    }
+
+    /// `buildOptions` other than the standard ones are for tests (such as building with the kernel files' own defaults).
+    init(device: OpenCLDeviceInfo, buildOptions: String) throws {
+        context = try OpenCLContext(device: device, buildOptions: buildOptions)
         groups = WorkGroups(device: device)
     }
 
@@ -496,9 +505,10 @@ struct WorkGroups: Sendable {
                    topKGroupSize: 1, densifyGroupSize: 64, localMemoryBudget: min(localMemoryBytes, 32 * 1024))
     }
 
-    /// Work-groups for a whole-tensor reduction of `elements`: enough that each work-item adds at least 64 elements.
+    /// Work-groups for a whole-tensor reduction of `elements`: few enough that each work-item adds at least one whole
+    /// block of reduce_total.
     func totalGroupCount(elements: Int, groupSize: Int) -> Int {
-        min(maxTotalGroups, max(1, elements / (groupSize * 64)))
+        min(maxTotalGroups, max(1, elements / (groupSize * KernelKnobs.totalBlock.value)))
     }
 }
 

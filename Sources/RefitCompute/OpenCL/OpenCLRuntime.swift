@@ -230,6 +230,16 @@ final class OpenCLContext: @unchecked Sendable {
         return OpenCLRuntime.decode(bytes)
     }
 
+    /// The options the program was built with, as the OpenCL implementation reports them.
+    var programBuildOptions: String {
+        var size = 0
+        let option = cl_program_build_info(CL_PROGRAM_BUILD_OPTIONS)
+        guard clGetProgramBuildInfo(program, info.device, option, 0, nil, &size) == CL_SUCCESS, size > 0 else { return "" }
+        var bytes = [CChar](repeating: 0, count: size)
+        guard clGetProgramBuildInfo(program, info.device, option, size, &bytes, nil) == CL_SUCCESS else { return "" }
+        return OpenCLRuntime.decode(bytes)
+    }
+
     func makeKernel(_ name: String) throws -> cl_kernel {
         var status: cl_int = 0
         guard let kernel = clCreateKernel(program, name, &status) else {

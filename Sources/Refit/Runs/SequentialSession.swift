@@ -1,7 +1,7 @@
 import Foundation
 import RefitCompute
 
-/// Whole sequential runs, as `refit pretrain --model sasrec|dreamrec` and `refit finetune` on a DreamRec run do them.
+/// Sequential pre-training runs, as `refit pretrain --model sasrec|dreamrec` does them.
 public enum SequentialSession {
     /// Pre-trains SASRec, or DreamRec on the encoder of the SASRec run `encoderFrom`, into `out`.
     /// With `resume`, continues `out` from its last checkpoint (its saved settings win, except `epochs`/`patience`).
@@ -26,11 +26,11 @@ public enum SequentialSession {
             var encoder: TrainedSequentialRun? = nil
             if settings.model == .dreamrec {
                 guard let encoderFrom else {
-                    throw FinetuneError.invalidSetting("DreamRec conditions on a trained SASRec encoder: train one with `refit pretrain --model sasrec`, then pass --encoder-from RUN")
+                    throw RunError.invalid("DreamRec conditions on a trained SASRec encoder: name a SASRec run as its encoder run")
                 }
                 let trained = try TrainedSequentialRun(encoderFrom, backend: backend)
                 guard trained.configuration.model == .sasrec else {
-                    throw FinetuneError.invalidSetting("--encoder-from \(encoderFrom.path) is a \(trained.configuration.model.rawValue) run, not a SASRec run")
+                    throw RunError.invalid("the encoder run \(encoderFrom.path) is a \(trained.configuration.model.rawValue) run, not a SASRec run")
                 }
                 // The encoder's shape and data come from the SASRec run.
                 let e = trained.configuration.sequential
@@ -70,54 +70,5 @@ public enum SequentialSession {
         }
         let trainer = try SequentialTrainer(model: model, dataset: dataset, evaluator: evaluator, run: out, state: state, observer: observer)
         return (try trainer.train(), configuration)
-    }
-
-    /// Fine-tunes the DreamRec run `pretrained` with ReFiT into `out`, then scores the pre-trained and the best
-    /// fine-tuned weights on validation and test, with popularity beside them.
-    public static func finetune(pretrained: RunFolder, out: RunFolder, settings: FinetuneSettings, backend: any Backend,
-                                resume: Bool = false, force: Bool = false, observer: TrainingObserver? = nil) throws -> FinetuneOutcome {
-        try settings.validate()
-        guard settings.reward.isSequential else {
-            throw FinetuneError.invalidSetting("--reward \(settings.reward.rawValue) is a DiffRec reward; DreamRec runs take seq-loglik or seq-collab")
-        }
-        let base = try TrainedSequentialRun(pretrained, backend: backend)
-        guard base.configuration.model == .dreamrec else {
-            throw FinetuneError.invalidSetting("\(pretrained.path) is a \(base.configuration.model.rawValue) run; ReFiT fine-tunes DreamRec runs")
-        }
-        try out.startFinetune(from: base.configuration, pretrained: pretrained, settings: settings, device: backend.deviceDescription,
-                              resume: resume, force: force)
-        if !resume { try FileManager.default.copyItem(at: pretrained.file("encoder.safetensors"), to: out.file("encoder.safetensors")) }
-        let dataset = base.dataset
-        let evaluator = try SequentialEvaluator(backend: backend, dataset: dataset, historyLength: base.configuration.sequential.historyLength)
-        let policy = try base.copyModel()
-        let reference = settings.klCoefficient > 0 ? base.model : nil
-        let reward = NextItemReward(kind: settings.reward, model: policy, dataset: dataset, settings: settings)
-        var state: FinetuneState? = nil
-        if resume {
-            let restored = try out.restoreCheckpoint(policy.denoiser!.parameters, as: FinetuneState.self)
-            try out.filterMetrics { ($0["epoch"] as? Int ?? 0) <= restored.epoch }
-            state = restored
-        }
-        let trainer = try SequentialReFiTTrainer(policy: policy, reference: reference, reward: reward, dataset: dataset, evaluator: evaluator,
-                                                 run: out, settings: settings, state: state, observer: observer)
-        let started = Date()
-        let final = try trainer.train()
-        let secondsPerEpoch = Date().timeIntervalSince(started) / Double(max(final.epoch - (state?.epoch ?? 0), 1))
-        try policy.denoiser!.parameters.load(try out.readTensors("best.safetensors"), into: policy.denoiser!.parameters.values)
-        let outcome = FinetuneOutcome(
-            pretrainedValid: try evaluator.evaluate(.valid, model: base.model),
-            pretrainedTest: try evaluator.evaluate(.test, model: base.model),
-            finetunedValid: try evaluator.evaluate(.valid, model: policy),
-            finetunedTest: try evaluator.evaluate(.test, model: policy),
-            popularityTest: try evaluator.popularity(.test),
-            bestEpoch: final.bestEpoch, epochs: final.epoch, secondsPerEpoch: secondsPerEpoch,
-            rewardBefore: .nan, rewardAfter: .nan)
-        var fields: [(String, JSONValue)] = [("kind", .string("summary")), ("best_epoch", .integer(outcome.bestEpoch))]
-        for (label, metrics) in [("pretrained_valid", outcome.pretrainedValid), ("pretrained_test", outcome.pretrainedTest),
-                                 ("valid", outcome.finetunedValid), ("test", outcome.finetunedTest)] {
-            fields += [("\(label)_hr@20", .number(metrics.recall(at: 20))), ("\(label)_ndcg@20", .number(metrics.ndcg(at: 20)))]
-        }
-        try out.appendMetrics(fields)
-        return outcome
     }
 }

@@ -108,3 +108,12 @@ public struct RunFolder: Sendable {
         return try Safetensors.decode(data, path: url.path).tensors
     }
 }
+
+extension RunFolder {
+    /// Whether config.json says this is a sequential run (false for DiffRec runs and for folders without one).
+    public var isSequential: Bool {
+        guard let data = FileManager.default.contents(atPath: file("config.json").path),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
+        return object["scenario"] as? String == "sequential"
+    }
+}

@@ -16,8 +16,4 @@ public final class PopularityBaseline {
     public func scores(batch: Int) throws -> Tensor {
         try rows.reused(batch) { try backend.tensor(Array([[Float]](repeating: counts, count: batch).joined()), shape: [batch, counts.count]) }
     }
-
-    public func evaluate(_ split: EvaluationSplit, with evaluator: TopKEvaluator) throws -> RankingMetrics {
-        try evaluator.evaluate(split) { users, _ in try scores(batch: users.count) }
-    }
 }

@@ -32,15 +32,6 @@ public struct SequentialRunConfiguration: FinetunableConfiguration, Sendable {
     }
 }
 
-extension RunFolder {
-    /// Whether config.json says this is a sequential run (false for DiffRec runs and for folders without one).
-    public var isSequential: Bool {
-        guard let data = FileManager.default.contents(atPath: file("config.json").path),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
-        return object["scenario"] as? String == "sequential"
-    }
-}
-
 /// A finished sequential run loaded back: its configuration, data and best weights on a backend.
 public struct TrainedSequentialRun {
     public let run: RunFolder

@@ -24,14 +24,14 @@ public enum BaselineComparison {
     /// Dense host copies of every score matrix are kept: refused above this many users × items.
     public static let maximumEntries = 200_000_000
 
-    public static func compare(_ run: TrainedRun, settings: FinetuneSettings, backend: any Backend,
-                               observer: TrainingObserver? = nil) throws -> [Row] {
-        let dataset = run.dataset
+    /// The rows for `diffrec` on `dataset`: user-kNN with `neighbors` per user, EASE with `easeLambda`, each signal's top `targetSize` as its target.
+    public static func compare(_ diffrec: DiffRecModel, dataset: InteractionDataset, batchSize: Int, neighbors: Int, targetSize: Int,
+                               easeLambda: Double, backend: any Backend, observer: TrainingObserver? = nil) throws -> [Row] {
         let (users, items) = (dataset.userCount, dataset.itemCount)
         guard users * items <= maximumEntries else {
-            throw FinetuneError.invalidSetting("baselines keeps dense score matrices on the host; \(users) users × \(items) items is too many")
+            throw ModelError.unsupported("baselines keeps dense score matrices on the host; \(users) users × \(items) items is too many")
         }
-        let evaluator = try TopKEvaluator(backend: backend, dataset: dataset, batchSize: run.configuration.diffrec.batchSize)
+        let evaluator = try TopKEvaluator(backend: backend, dataset: dataset, batchSize: batchSize)
         func both(_ name: String, _ scores: @escaping (Tensor, Tensor) throws -> Tensor) throws -> Row {
             let row = Row(name: name, valid: try evaluator.evaluate(.valid, score: scores), test: try evaluator.evaluate(.test, score: scores),
                           blendWeight: nil)
@@ -61,18 +61,18 @@ public enum BaselineComparison {
         // The model's scores, and the activations entering its output layer at the last reverse step (for the fit below).
         var hidden = [Float]()
         let rawModel = try hostScores { input in
-            let scores = try run.model.scores(input)
-            hidden += try backend.readFloats(try run.model.denoiser.lastHiddenActivations(batch: input.rows))
+            let scores = try diffrec.scores(input)
+            hidden += try backend.readFloats(try diffrec.denoiser.lastHiddenActivations(batch: input.rows))
             return scores
         }
         let model = standardised(rawModel)
-        let ease = try EASEModel(backend: backend, train: dataset.train, lambda: settings.easeLambda)
-        let knn = try CollaborativeTargets.userKNN(train: dataset.train, neighbors: settings.neighborCount,
-                                                   targetSize: settings.targetSize, backend: backend)
+        let ease = try EASEModel(backend: backend, train: dataset.train, lambda: easeLambda)
+        let knn = try CollaborativeTargets.userKNN(train: dataset.train, neighbors: neighbors,
+                                                   targetSize: targetSize, backend: backend)
         let signals: [(String, [Float])] = [
-            ("user-kNN (k = \(settings.neighborCount), top \(settings.targetSize))", sparseScores(knn)),
-            ("item-graph (top \(settings.targetSize))", sparseScores(CollaborativeTargets.itemGraph(train: dataset.train, targetSize: settings.targetSize))),
-            (String(format: "EASE (λ = %g)", settings.easeLambda), standardised(try hostScores { try ease.scores($0) })),
+            ("user-kNN (k = \(neighbors), top \(targetSize))", sparseScores(knn)),
+            ("item-graph (top \(targetSize))", sparseScores(CollaborativeTargets.itemGraph(train: dataset.train, targetSize: targetSize))),
+            (String(format: "EASE (λ = %g)", easeLambda), standardised(try hostScores { try ease.scores($0) })),
         ]
         // Host rows back onto the device for the evaluator: users arrive in order, a batch at a time.
         let upload = { (matrix: [Float]) -> (Tensor, Tensor) throws -> Tensor in
@@ -103,7 +103,7 @@ public enum BaselineComparison {
         // next row keeps only the part of L_u/β that the model's last hidden layer expresses: all that fine-tuning which
         // ends at the output layer's readout can reach.
         let readout = try HiddenLayerFit(hidden: hidden, width: hidden.count / users, backend: backend)
-        let easeTargets = try CollaborativeTargets.ease(train: dataset.train, model: ease, targetSize: settings.targetSize, backend: backend)
+        let easeTargets = try CollaborativeTargets.ease(train: dataset.train, model: ease, targetSize: targetSize, backend: backend)
         for (name, targets) in [("user-kNN", knn), ("EASE", easeTargets)] {
             let population = targets.populationMean()
             var lift = [Float](repeating: 0, count: users * items)
@@ -125,23 +125,10 @@ public enum BaselineComparison {
         var out = values
         for (u, start) in stride(from: 0, to: values.count, by: columns).enumerated() {
             let row = values[start..<(start + columns)]
-            let (mean, deviation) = unseenMoments(row, seen: excluding?.row(u) ?? [])
+            let (mean, deviation) = RankingRows.unseenMoments(row, seen: excluding?.row(u) ?? [])
             let scale = deviation > 0 ? 1 / deviation : 0
             for j in 0..<columns { out[start + j] = Float((Double(values[start + j]) - mean) * scale) }
         }
         return out
-    }
-
-    /// The mean and standard deviation of a row of scores over the columns outside `seen` (sorted, unique): the items a
-    /// ranking sees. (0, 0) when every column is seen.
-    static func unseenMoments(_ row: ArraySlice<Float>, seen: ArraySlice<Int32>) -> (mean: Double, deviation: Double) {
-        var kept = [Bool](repeating: true, count: row.count)
-        for i in seen { kept[Int(i)] = false }
-        var count = 0.0, sum = 0.0, squares = 0.0
-        for (j, x) in zip(row.indices, row) where kept[j - row.startIndex] { count += 1; sum += Double(x) }
-        guard count > 0 else { return (0, 0) }
-        let mean = sum / count
-        for (j, x) in zip(row.indices, row) where kept[j - row.startIndex] { squares += (Double(x) - mean) * (Double(x) - mean) }
-        return (mean, (squares / count).squareRoot())
     }
 }

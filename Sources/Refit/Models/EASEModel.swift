@@ -19,9 +19,9 @@ public final class EASEModel {
     public init(backend: any Backend, train: CSRMatrix, lambda: Double) throws {
         let n = train.columnCount
         guard n <= Self.maximumItems else {
-            throw FinetuneError.invalidSetting("EASE needs an I×I matrix; \(n) items is more than the \(Self.maximumItems) it supports")
+            throw ModelError.unsupported("EASE needs an I×I matrix; \(n) items is more than the \(Self.maximumItems) it supports")
         }
-        guard lambda > 0 else { throw FinetuneError.invalidSetting("--ease-lambda must be positive") }
+        guard lambda > 0 else { throw ModelError.unsupported("EASE's L2 weight λ must be positive") }
         self.backend = backend
         self.lambda = lambda
         itemCount = n
@@ -68,7 +68,7 @@ public final class EASEModel {
                     while k < j { s0 += li[k] * lj[k]; k += 1 }
                     let s = a[i * n + j] - ((s0 + s1) + (s2 + s3))
                     if i == j {
-                        guard s > 0 else { throw FinetuneError.invalidSetting("the regularised Gram matrix is not positive definite (pivot \(i))") }
+                        guard s > 0 else { throw ModelError.unsupported("the regularised Gram matrix is not positive definite (pivot \(i))") }
                         li[i] = s.squareRoot()
                     } else {
                         li[j] = s / lj[j]
@@ -118,9 +118,5 @@ public final class EASEModel {
         let out = try outputs.reused(input.rows) { try backend.makeTensor([input.rows, itemCount], .float32) }
         backend.matmul(input, transposeA: false, weights, transposeB: false, into: out, alpha: 1, beta: 0)
         return out
-    }
-
-    public func evaluate(_ split: EvaluationSplit, with evaluator: TopKEvaluator) throws -> RankingMetrics {
-        try evaluator.evaluate(split) { _, input in try scores(input) }
     }
 }

@@ -1,0 +1,169 @@
+import Foundation
+import RefitCompute
+
+/// DreamRec's guided reverse process as a ReFiT policy: from N(0, I) over the d dimensions of the next item's
+/// embedding, conditioned on the encoded history h, step k's policy is `N(μ_θ(x_k, h), σ_k²·I)` over the sampler's
+/// steps, with x̂₀ = (1+w)·f(x, h) − w·f(x, ∅). Only the denoiser (and its null condition) is trained; the encoder and
+/// item embeddings stay as pre-trained, so the reward's scoring space does not move under the policy.
+///
+/// A rollout keeps every state of the trajectory (K+1 tensors of n×d: for n = 1,024 rows, d = 64 and K = 500 steps,
+/// 131 MB), bounded by the batch.
+public final class DreamRecPolicy: DenoisingPolicy {
+    public typealias Example = SequenceDataset.TrainingExample
+
+    public let model: SequentialModel
+    let reference: SequentialModel?
+    public let reward: NextItemReward
+    let dataset: SequenceDataset
+    let seed: UInt64
+    public var backend: any Backend { model.backend }
+    public var parameters: ParameterStore { model.denoiser!.parameters }
+    public var noisySteps: [Int] { model.sampler.standardDeviations.indices.filter { model.sampler.standardDeviations[$0] > 0 } }
+    public let stepStream: UInt64 = 13
+    public let outputLayerPrefix: String? = nil
+    private var buffers: [Int: Buffers] = [:]
+    private var current: (buffers: Buffers, conditions: Tensor)?
+
+    final class Buffers {
+        let trajectory: [Tensor]
+        let timesteps, mean, meanReference, dOutput, scaleA, scaleB, pairScale, pairZeros: Tensor
+        /// The guided batch's second half used ∅: where the condition's gradient goes.
+        let nullRows: ScatterPlan
+        init(_ b: any Backend, n: Int, d: Int, steps: Int) throws {
+            func t(_ shape: [Int]) throws -> Tensor { try b.makeTensor(shape, .float32) }
+            trajectory = try (0...steps).map { _ in try t([n, d]) }
+            timesteps = try b.makeTensor([2 * n], .int32)
+            mean = try t([n, d]); meanReference = try t([n, d]); dOutput = try t([2 * n, d])
+            scaleA = try t([n]); scaleB = try t([n]); pairScale = try t([2 * n]); pairZeros = try t([2 * n])
+            nullRows = try ScatterPlan(indices: (0..<(2 * n)).map { $0 < n ? -1 : 0 }, backend: b)
+        }
+    }
+
+    public init(model: SequentialModel, reference: SequentialModel?, reward: NextItemReward, dataset: SequenceDataset,
+                exploration: Exploration, seed: UInt64) throws {
+        precondition(model.denoiser != nil, "ReFiT fine-tunes a DreamRec model")
+        guard exploration == Exploration() else {
+            throw FinetuneError.invalidSetting("DreamRec rollouts explore every dimension with the sampler's own σ: the exploration settings are for DiffRec runs")
+        }
+        self.model = model
+        self.reference = reference
+        self.reward = reward
+        self.dataset = dataset
+        self.seed = seed
+    }
+
+    public func chainOrder(_ steps: [Int]) -> [Int] { steps }
+
+    var last: (buffers: Buffers, conditions: Tensor) {
+        guard let current else { preconditionFailure("no rollout yet") }
+        return current
+    }
+
+    public func rollout(_ examples: [Example], rollouts g: Int, trained: [Int], update: Int) throws -> [Double] {
+        let l = model.settings.historyLength
+        var histories: [Int32] = [], targets: [Int32] = [], lastItems: [Int32] = []
+        for e in examples {
+            let history = dataset.history(user: Int(e.user), before: Int(e.position), length: l)
+            for _ in 0..<g {
+                histories += history
+                targets.append(dataset.sequences[Int(e.user)][Int(e.position)])
+                lastItems.append(history[l - 1])
+            }
+        }
+        let n = targets.count
+        let b = try buffers.reused(n) { try Buffers(backend, n: n, d: model.settings.hiddenSize, steps: model.sampler.count) }
+        let h = try model.encoder.forward(histories: histories, training: false)
+        current = (b, h)
+        let perRollout = UInt64(model.sampler.count + 1) * UInt64(n * model.settings.hiddenSize)
+        let x0 = try model.sample(conditions: h, seed: seed ^ 0x5345_5152_4F4C, offset: UInt64(update) * perRollout, trajectory: b.trajectory)
+        return try reward.rewards(x0: x0, targets: targets, lastItems: lastItems)
+    }
+
+    public func gaussian(step k: Int, slot: Int) throws -> (action: Tensor, mean: Tensor, logStd: Float) {
+        let (b, h) = last, sampler = model.sampler, n = h.rows
+        let s = try model.samplingBuffers(n)
+        backend.write([Int32](repeating: Int32(sampler.timesteps[k]), count: 2 * n), to: b.timesteps)
+        try model.guidedPrediction(b.trajectory[k], step: sampler.timesteps[k], buffers: s, table: nil, timesteps: b.timesteps)
+        backend.fill(b.scaleA, with: sampler.x0Coefficients[k])
+        backend.fill(b.scaleB, with: sampler.xtCoefficients[k])
+        backend.combineRows(s.x0, scaledBy: b.scaleA, b.trajectory[k], scaledBy: b.scaleB, into: b.mean)
+        return (b.trajectory[k + 1], b.mean, log(sampler.standardDeviations[k]))
+    }
+
+    public func referenceMean(step k: Int, slot: Int) throws -> Tensor {
+        guard let reference else { preconditionFailure("a KL penalty needs the reference model") }
+        let (b, h) = last, sampler = model.sampler
+        let s = try reference.samplingBuffers(h.rows)
+        reference.pairedConditions(h, buffers: s)
+        try reference.guidedPrediction(b.trajectory[k], step: sampler.timesteps[k], buffers: s, table: nil, timesteps: b.timesteps)
+        backend.combineRows(s.x0, scaledBy: b.scaleA, b.trajectory[k], scaledBy: b.scaleB, into: b.meanReference)
+        return b.meanReference
+    }
+
+    public func klGradientScale(step k: Int, coefficient: Float, rows: Int) -> Float {
+        let sigma = Double(model.sampler.standardDeviations[k])
+        return Float(Double(coefficient) / (Double(model.settings.hiddenSize) * sigma * sigma * Double(rows)))
+    }
+
+    /// μ = a·x̂₀ + b·x_t and x̂₀ = (1+w)·f(x, h) − w·f(x, ∅): df = a(1+w)·dμ on the conditional half, −a·w·dμ on the other.
+    public func backward(step k: Int, dMean: Tensor) throws {
+        let (b, h) = last, n = h.rows, w = model.settings.guidance, a = model.sampler.x0Coefficients[k]
+        let s = try model.samplingBuffers(n)
+        backend.gatherRows(dMean, indices: s.duplicate, into: b.dOutput)
+        backend.write([Float](repeating: a * (1 + w), count: n) + [Float](repeating: -a * w, count: n), to: b.pairScale)
+        backend.combineRows(b.dOutput, scaledBy: b.pairScale, b.dOutput, scaledBy: b.pairZeros, into: b.dOutput)
+        try model.denoiser!.backward(dOutput: b.dOutput, nullRows: b.nullRows)
+    }
+}
+
+/// DreamRec under ReFiT: an epoch visits a share of the users, each with one random training position, and validation
+/// scores the policy's next-item ranking.
+public final class DreamRecScenario: FinetuneScenario {
+    public typealias Example = SequenceDataset.TrainingExample
+    public let policy: SequentialModel
+    let dataset: SequenceDataset
+    let evaluator: SequentialEvaluator
+    let random: HostRandom
+    /// Each user's training examples, as a range of `dataset.trainingExamples`; users without any are left out.
+    let userExamples: [(user: Int, examples: Range<Int>)]
+
+    public init(policy: SequentialModel, dataset: SequenceDataset, evaluator: SequentialEvaluator, seed: UInt64) {
+        self.policy = policy
+        self.dataset = dataset
+        self.evaluator = evaluator
+        random = HostRandom(seed: seed, stream: 12)
+        var ranges: [(Int, Range<Int>)] = []
+        var start = 0
+        let examples = dataset.trainingExamples
+        while start < examples.count {
+            var end = start
+            while end < examples.count && examples[end].user == examples[start].user { end += 1 }
+            ranges.append((Int(examples[start].user), start..<end))
+            start = end
+        }
+        userExamples = ranges
+    }
+
+    public var parameters: ParameterStore { policy.denoiser!.parameters }
+    public var modelName: String { "dreamrec" }
+    public var hitRateLabel: String { "HR@20" }
+
+    public func examples(epoch: Int, share: Double) -> [Example] {
+        let order = random.permutation(userExamples.count, round: UInt64(epoch))
+        return order.prefix(epochShare(order.count, share)).map { index in
+            let range = userExamples[index].examples
+            let pick = Int(random.uniform(UInt64(epoch) << 32 | UInt64(index)) * Double(range.count))
+            return dataset.trainingExamples[range.lowerBound + min(pick, range.count - 1)]
+        }
+    }
+
+    public func validation(epoch: Int, run: RunFolder) throws -> (metrics: RankingMetrics, seconds: Double) {
+        let started = Date()
+        let metrics = try evaluator.evaluate(.valid, model: policy)
+        let seconds = Date().timeIntervalSince(started)
+        try run.appendNextItemEvaluation(epoch: epoch, split: .valid, seconds: seconds, metrics: metrics)
+        return (metrics, seconds)
+    }
+
+    public func namedValues(_ metrics: RankingMetrics) -> [(key: String, value: Double)] { metrics.nextItemValues }
+}
