@@ -7,8 +7,8 @@ import RefitCompute
 /// Why it matters for ReFiT: DiffRec's score row is exactly `[H, 1]·W_out` (the last step's posterior mean is its
 /// x̂₀), so a reward whose optimum is `x₀_ref + T` (the anchored pathwise objective with a linear reward) can be met
 /// by changing the output layer alone only as far as `[H, 1]·C`. What the fitted part adds to the model's ranking is
-/// therefore what that fine-tuning can add at most; the whole network can move H as well, but on ML-1M its fine-tuned
-/// runs land at this bound (README, "Why the gain stops").
+/// therefore what that fine-tuning can add at most; the whole network can move H as well, and how close fine-tuned
+/// runs come to this bound is measured in docs/finetuning-experiments.md.
 ///
 /// The Gram matrix and its inverse are Float64 on the host (once); the (U, I) products run on the device.
 struct HiddenLayerFit {

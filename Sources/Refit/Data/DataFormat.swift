@@ -11,7 +11,7 @@ public enum DataFormat: String, Sendable, Codable, CaseIterable, CustomStringCon
     case diffrec
     /// Any delimited text file with user, item and optionally rating and time columns.
     case csv
-    /// The synthetic dataset generated in code (`--data builtin:demo`).
+    /// The synthetic dataset generated in code (`builtin:demo`).
     case builtin
 
     public var description: String { rawValue }

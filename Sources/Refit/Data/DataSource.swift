@@ -1,6 +1,6 @@
 import Foundation
 
-/// Where a run's data came from, in a form that reloads the identical dataset (`eval`, `finetune`, `--resume`).
+/// Where a run's data came from, in a form that reloads the identical dataset (to evaluate, fine-tune or resume).
 public struct DataSource: Codable, Sendable, Equatable {
     public var path: String
     public var format: DataFormat = .auto

@@ -117,7 +117,7 @@ enum DelimitedTextReader {
         return " "
     }
 
-    /// Column names Refit recognises without `--columns`, best first.
+    /// Column names Refit recognises without a column mapping, best first.
     private static let knownNames: [(role: String, names: [String])] = [
         ("user", ["user_id", "userid", "user", "uid", "user_idx", "userindex"]),
         ("item", ["item_id", "itemid", "item", "iid", "item_idx", "movie_id", "movieid", "movie", "itemindex"]),

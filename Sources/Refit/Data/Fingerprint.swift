@@ -1,5 +1,5 @@
 /// FNV-1a 64 over Int32 arrays, in 16 hex digits: equal fingerprints mean identical data (splits, sequences).
-/// A run stores its data's fingerprint so that `--resume`, `eval` and `finetune` notice when the file changed.
+/// A run stores its data's fingerprint so that resuming, evaluating and fine-tuning notice when the file changed.
 enum Fingerprint {
     static func of(_ arrays: [[Int32]]) -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325

@@ -1,4 +1,4 @@
-/// The sequential scenario's data (DESIGN §4b): each user's items in time order, leave-one-out.
+/// The sequential scenario's data: each user's items in time order, leave-one-out.
 ///
 /// The last item of a user's sequence is the test target and the one before it the validation target; every
 /// earlier position from the second on is a training target whose history is the `L` items before it
@@ -119,7 +119,7 @@ public struct SequenceDataset: Sendable {
         return counts
     }
 
-    /// Aligned lines for `refit data stats --sequential` and the start of every sequential run.
+    /// Aligned lines for the sequential data statistics and the start of every sequential run.
     public func describe(historyLength: Int? = nil) -> String {
         let s = statistics
         var filters: [String] = [s.minRating.map { "rating ≥ \($0.formattedRating)" } ?? "every rating", "duplicates removed"]

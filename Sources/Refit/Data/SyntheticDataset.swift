@@ -6,7 +6,7 @@ import Glibc
 import Musl
 #endif
 
-/// The built-in dataset (`--data builtin:demo`): generated in code from a seed, so the demo and the tests
+/// The built-in dataset (`builtin:demo`): generated in code from a seed, so the demo and the tests
 /// need no download, and shaped like real implicit feedback so that what works on it means something.
 ///
 /// Users and items belong to latent clusters; a user's chance of taking an item is the item's popularity

@@ -5,7 +5,7 @@ import Foundation
 /// With all T steps this is DDPM's ancestral sampler; with K < T evenly strided steps it is DDIM with η = 1
 /// (Song et al.): `σ = √((1−ᾱ_s)/(1−ᾱ_t))·√(1−ᾱ_t/ᾱ_s)`, `x_s = √ᾱ_s·x̂₀ + √(1−ᾱ_s−σ²)·ε̂ + σz`,
 /// `ε̂ = (x_t − √ᾱ_t·x̂₀)/√(1−ᾱ_t)`. For K = T the two coincide, so one formula serves both. The last step goes to
-/// ᾱ = 1: σ = 0 and x = x̂₀, so it has no log-probability (DESIGN §4).
+/// ᾱ = 1: σ = 0 and x = x̂₀, so it has no log-probability.
 public struct DiffusionSampler: Sendable, Equatable {
     /// 0-based steps t, descending, ending at 0.
     public let timesteps: [Int]

@@ -1,7 +1,7 @@
 import Foundation
 import RefitCompute
 
-/// Next-item evaluation (DESIGN §4b): for every user with held-out targets, the model scores all items from the
+/// Next-item evaluation: for every user with held-out targets, the model scores all items from the
 /// last L items before the target, the user's earlier items are masked (unless `maskHistory` is off), the device
 /// keeps the top K, and HR@K and NDCG@K are averaged over every evaluated user (one target each, so HR@K is
 /// RankingMetrics' Recall@K and IDCG is 1).

@@ -1,7 +1,7 @@
 import Foundation
 import RefitCompute
 
-/// Each user's collaborative target w_u (DESIGN §4): a distribution over at most M items that the user has NOT
+/// Each user's collaborative target w_u: a distribution over at most M items that the user has NOT
 /// interacted with in training, built from the training matrix alone (never validation or test).
 public struct CollaborativeTargets: Sendable, Equatable {
     /// Per user: (items, weights) with weights summing to 1 (empty when no neighbour has unseen items).
@@ -112,7 +112,7 @@ public struct CollaborativeTargets: Sendable, Equatable {
 
     /// EASE: `c_u = x_u·B` with B the EASE item–item weights (`EASEModel`), for blocks of users on the device; the
     /// top `targetSize` positive scores over unseen items, renormalised. A stronger collaborative teacher than
-    /// user-kNN: on DiffRec's ML-1M split its ranking beats the pre-trained DiffRec's, where user-kNN's does not.
+    /// user-kNN where its own ranking beats the pre-trained model's (`refit baselines` tells).
     public static func ease(train: CSRMatrix, model: EASEModel, targetSize: Int, backend: any Backend, blockSize: Int = 512) throws -> CollaborativeTargets {
         let users = train.rowCount, itemCount = train.columnCount
         let matrix = try DeviceCSR(train, on: backend)

@@ -1,7 +1,7 @@
 import Foundation
 import RefitCompute
 
-/// Fine-tuning state for `--resume`, saved as state.json after every epoch.
+/// Fine-tuning state for resuming, saved as state.json after every epoch.
 public struct FinetuneState: CheckpointState, Sendable {
     public var epoch = 0
     public var updates = 0
@@ -44,7 +44,7 @@ public protocol FinetuneEstimator<Example>: AnyObject {
 /// What the epoch loop needs of a model family: the examples of an epoch, validation, and how to log them.
 public protocol FinetuneScenario: AnyObject {
     associatedtype Example
-    /// The parameters being fine-tuned (checkpointed, and restored by `--resume`).
+    /// The parameters being fine-tuned (checkpointed, and restored when resuming).
     var parameters: ParameterStore { get }
     /// `model` in the checkpoints' metadata.
     var modelName: String { get }

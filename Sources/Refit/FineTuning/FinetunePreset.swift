@@ -1,4 +1,4 @@
-/// Named fine-tuning recipes (`refit finetune --preset`), each defined once as a value of the typed settings; settings
+/// Named fine-tuning recipes, each defined once as a value of the typed settings; settings
 /// given beside one override it. The measurements behind each are in docs/finetuning-experiments.md.
 public enum FinetunePreset: String, CaseIterable, Sendable, Codable {
     /// The method as first specified, `FinetuneSettings()`: REINFORCE, collab-loglik on user-kNN targets, lr 1e-5, five
@@ -48,8 +48,8 @@ public enum FinetunePreset: String, CaseIterable, Sendable, Codable {
 }
 
 extension FinetuneSettings {
-    /// The recipe of DreamRec runs: seq-loglik, lr 3e-5 and 64 users per update, chosen on validation (on ML-1M lr 3e-5
-    /// beat 1e-4; on ML-100K 3e-4 raised the reward faster and the ranking less).
+    /// The recipe of DreamRec runs: seq-loglik, lr 3e-5 and 64 users per update, chosen on validation
+    /// (docs/sequential-experiments.md).
     public static var sequential: FinetuneSettings {
         var s = FinetuneSettings()
         s.reward = .seqLoglik()

@@ -1,6 +1,6 @@
 /// config.json's `finetune` object: the typed parts as they are, each top-level part taking its default when it is
 /// missing. Run folders written before the typed recipe hold one flat object of 29 settings; those are read through
-/// `FlatSettings`, so older runs stay readable (`refit report`, `--resume`).
+/// `FlatSettings`, so older runs stay readable (reports, resuming).
 extension FinetuneSettings: Codable {
     enum CodingKeys: String, CodingKey {
         case reward, targets, estimator, optimizer, trainedLayers, epochs, usersPerBatch, userFraction, seed

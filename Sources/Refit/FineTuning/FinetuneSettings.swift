@@ -114,8 +114,8 @@ public enum Teacher: Codable, Sendable, Equatable {
     case userKNN(neighbors: Int = Teacher.defaultNeighbors)
     /// x_u·P with P the row-normalised item–item co-occurrence matrix (zero diagonal): linear in users.
     case itemGraph
-    /// x_u·B with B the EASE item–item regression weights (closed form, L2 weight λ): O(I²) memory. λ = 1000 had the
-    /// best validation Recall@20 of 100–5000 on ML-1M.
+    /// x_u·B with B the EASE item–item regression weights (closed form, L2 weight λ): O(I²) memory. The default λ
+    /// was chosen on validation Recall@20 (docs/finetuning-experiments.md).
     case ease(lambda: Double = Teacher.defaultLambda)
 
     public static let defaultNeighbors = 50

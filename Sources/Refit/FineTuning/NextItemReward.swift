@@ -1,7 +1,7 @@
 import Foundation
 import RefitCompute
 
-/// The rewards of DreamRec rollouts (DESIGN §4b), computed from training positions only.
+/// The rewards of DreamRec rollouts, computed from training positions only.
 public final class NextItemReward {
     let spec: RewardSpec
     let model: SequentialModel

@@ -1,5 +1,5 @@
-/// Every setting of a DiffRec pre-training run: saved whole in `config.json`, restored by `eval`, `finetune`
-/// and `--resume`.
+/// Every setting of a DiffRec pre-training run: saved whole in `config.json`, restored to evaluate, fine-tune or
+/// resume it.
 public struct DiffRecSettings: Codable, Sendable, Equatable {
     // Model
     public var dims: [Int] = [200, 600]
@@ -36,7 +36,7 @@ public struct DiffRecSettings: Codable, Sendable, Equatable {
     }
 }
 
-/// Named settings for known datasets. Any flag given with a preset overrides it.
+/// Named settings for known datasets; settings given beside a preset override it.
 public enum DiffRecPreset: String, CaseIterable, Sendable {
     /// DiffRec's released ML-1M (clean) run.
     case ml1mClean = "ml-1m-clean"

@@ -4,8 +4,7 @@ import RefitCompute
 /// EASE (Steck, WWW 2019): a linear item–item model with a closed form. With G = XᵀX the training Gram matrix and
 /// P = (G + λI)⁻¹, the weights are `B_ij = −P_ij / P_jj` (zero diagonal) and a user's scores are `x_u·B`.
 ///
-/// It is a strong simple baseline (on DiffRec's ML-1M split it beats DiffRec on test), and a collaborative
-/// teacher for ReFiT's reward (`--neighbors ease`). Its cost is O(I²) memory and O(I³) time for the inverse, once:
+/// It is a strong simple baseline and a collaborative teacher for ReFiT's rewards (`Teacher.ease`). Its cost is O(I²) memory and O(I³) time for the inverse, once:
 /// fine for thousands of items, refused above `maximumItems`.
 public final class EASEModel {
     public static let maximumItems = 20_000

@@ -5,7 +5,7 @@ public enum SequentialModelKind: String, Codable, Sendable, CaseIterable {
     case dreamrec
 }
 
-/// Every setting of a sequential run (DESIGN §4b), saved whole in `config.json`.
+/// Every setting of a sequential run, saved whole in `config.json`.
 public struct SequentialSettings: Codable, Sendable, Equatable {
     public var model: SequentialModelKind = .sasrec
     // Encoder (shared by both models)
@@ -61,8 +61,8 @@ public enum SequentialPreset: String, CaseIterable, Sendable {
     public func settings(model: SequentialModelKind) -> SequentialSettings {
         var s = SequentialSettings()
         s.model = model
-        // 50 strided DDIM steps (η = 1) sample as well as all 500 ancestral ones (ML-100K validation NDCG@20 0.072
-        // against 0.066) at a tenth of the cost, for evaluation and ReFiT's rollouts alike.
+        // 50 strided DDIM steps (η = 1) sampled as well as all 500 ancestral ones on validation at a tenth of the cost
+        // (docs/sequential-experiments.md), for evaluation and ReFiT's rollouts alike.
         s.samplingSteps = 50
         switch self {
         case .ml1mSeq:

@@ -134,7 +134,7 @@ public enum FinetuneSession {
         }
     }
 
-    /// What every scenario does alike: restore for `--resume`, run the epoch loop, reload the best weights and score the
+    /// What every scenario does alike: restore a resumed run, run the epoch loop, reload the best weights and score the
     /// pre-trained and fine-tuned models on validation and test (`evaluate(split, finetuned)`).
     static func finish<Scenario: FinetuneScenario>(scenario: Scenario, estimator: any FinetuneEstimator<Scenario.Example>,
                                                    settings: FinetuneSettings, out: RunFolder, resume: Bool, observer: TrainingObserver?,

@@ -1,7 +1,7 @@
 import Foundation
 import RefitCompute
 
-/// Sequential pre-training runs, as `refit pretrain --model sasrec|dreamrec` does them.
+/// Sequential pre-training runs: SASRec, or DreamRec on a trained SASRec encoder.
 public enum SequentialSession {
     /// Pre-trains SASRec, or DreamRec on the encoder of the SASRec run `encoderFrom`, into `out`.
     /// With `resume`, continues `out` from its last checkpoint (its saved settings win, except `epochs`/`patience`).

@@ -1,7 +1,7 @@
 import Foundation
 import RefitCompute
 
-/// What `--resume` needs beyond the weights and moments: saved as `state.json` after every epoch.
+/// What resuming needs beyond the weights and moments: saved as `state.json` after every epoch.
 public struct PretrainState: CheckpointState, Sendable {
     public var epoch = 0
     public var optimizerStep = 0
@@ -13,7 +13,7 @@ public struct PretrainState: CheckpointState, Sendable {
     public var bestTest: [String: Double] = [:]
 }
 
-/// DiffRec pre-training (DESIGN §3): importance-sampled timesteps, SNR reweighting, AdamW, evaluation on
+/// DiffRec pre-training: importance-sampled timesteps, SNR reweighting, AdamW, evaluation on
 /// validation every `evalEvery` epochs, the best epoch by validation Recall@20, early stop after `patience`.
 ///
 /// Every random draw is a pure function of (seed, epoch, step), so a resumed run continues bit-identically on

@@ -5,7 +5,7 @@ public protocol CheckpointState: Codable {
 
 /// Weights and optimizer moments of a `ParameterStore` in a run folder, shared by every trainer.
 extension RunFolder {
-    /// last.safetensors, optimizer.safetensors and state.json: everything `--resume` reads.
+    /// last.safetensors, optimizer.safetensors and state.json: everything resuming reads.
     public func saveCheckpoint<State: CheckpointState>(_ parameters: ParameterStore, state: State, metadata: [String: String]) throws {
         try saveWeights(parameters, to: "last.safetensors", metadata: metadata)
         try saveOptimizer(parameters)

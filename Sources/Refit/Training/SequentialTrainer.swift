@@ -1,7 +1,7 @@
 import Foundation
 import RefitCompute
 
-/// What `--resume` needs of a sequential pre-training run (state.json).
+/// What resuming needs of a sequential pre-training run (state.json).
 public struct SequentialState: CheckpointState, Sendable {
     public var epoch = 0
     public var optimizerStep = 0
@@ -82,7 +82,7 @@ public final class SequentialTrainer {
     ///
     /// SASRec learns from windows of L consecutive targets, each position predicting the next item from the
     /// items up to it (the causal encoder makes every position a training example): one encoder pass serves L
-    /// targets, which made an ML-1M epoch 5× faster than one pass per target. DreamRec learns one target per row,
+    /// targets, several times faster than one pass per target (docs/performance.md). DreamRec learns one target per row,
     /// with its full L-item history, exactly as it is evaluated; its encoder only runs forward.
     public func trainEpoch() throws -> Double {
         let epoch = state.epoch + 1

@@ -1,5 +1,5 @@
-/// The settings every pre-training run has, DiffRec's and the sequential models' alike: the command line's
-/// shared flags (`--lr`, `--batch-size`, `--epochs`, `--steps`, …) set them the same way on either.
+/// The settings every pre-training run has, DiffRec's and the sequential models' alike, so that one option of the
+/// command line sets either the same way.
 public protocol TrainingSettings {
     var learningRate: Float { get set }
     var weightDecay: Float { get set }
