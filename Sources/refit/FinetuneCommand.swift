@@ -64,6 +64,8 @@ struct FinetuneOptions: ParsableArguments {
     var learningRate: Float?
     @Option(help: "Gradient-norm clip (default: 1).")
     var maxGradNorm: Float?
+    @Option(help: "Decoupled weight decay of AdamW (default: 0).")
+    var weightDecay: Float?
     @Option(help: "REINFORCE: advantage clip (default: 5).")
     var advantageClip: Float?
     @Option(help: "Fine-tuning epochs (ease-score: 8; design: 5).")
@@ -95,6 +97,7 @@ struct FinetuneOptions: ParsableArguments {
         case .focus: "--focus"
         case .learningRate: "--lr"
         case .maxGradientNorm: "--max-grad-norm"
+        case .weightDecay: "--weight-decay"
         case .trainedLayers: "--train-layers"
         case .epochs: "--epochs"
         case .usersPerBatch: "--users-per-batch"
@@ -203,6 +206,7 @@ struct FinetuneOptions: ParsableArguments {
 
         if let learningRate { s.optimizer.learningRate = learningRate }
         if let maxGradNorm { s.optimizer.maxGradientNorm = maxGradNorm }
+        if let weightDecay { s.optimizer.weightDecay = weightDecay }
         if let trainLayers { s.trainedLayers = trainLayers }
         if let usersPerBatch { s.usersPerBatch = usersPerBatch }
         if let epochs { s.epochs = epochs }

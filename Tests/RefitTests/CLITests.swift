@@ -161,8 +161,9 @@ import RefitCompute
             expected.epochs = 1
             #expect(recipe == expected)
             #expect(recipe.reward == .collabLift() && recipe.targets.teacher == .ease() && recipe.pathwise?.anchor?.scope == .unseen)
-            let overridden = try #require(try settings(["--anchor", "0.1", "--no-anchor-unseen-only", "--lr", "1e-4"], "lift-overridden"))
+            let overridden = try #require(try settings(["--anchor", "0.1", "--no-anchor-unseen-only", "--lr", "1e-4", "--weight-decay", "0.01"], "lift-overridden"))
             #expect(overridden.pathwise?.anchor == Anchor(weight: 0.1, scope: .all) && overridden.optimizer.learningRate == 1e-4)
+            #expect(overridden.optimizer.weightDecay == 0.01)
             #expect(overridden.reward == .collabLift() && overridden.userFraction == 0.25)
             let score = try #require(try settings([], "score", preset: .easeScore))
             expected = FinetunePreset.easeScore.settings
@@ -217,6 +218,25 @@ import RefitCompute
                 #expect(result.status != 0)
                 #expect(result.stderrLines.count == 1, "\(arguments): expected one line, got:\n\(result.stderr)")
                 #expect(!FileManager.default.fileExists(atPath: out), "a failed run left \(out) behind")
+            }
+        }
+    }
+
+    /// A flag belongs to one part of the typed recipe: given where that part is absent (an estimator's flag with the other
+    /// estimator, a reward's with another reward) it is refused in one line that names it, before any run is read.
+    @Test func aFlagOfAnotherPartOfTheRecipeIsRefused() throws {
+        try PretrainTestSupport.withTemporaryFolder { folder in
+            let finetune = ["finetune", "--from", folder + "/nothing-here", "--out", folder + "/out"]
+            for (extra, flag) in [(["--rollouts", "8"], "--rollouts"), (["--kl-coef", "0.1"], "--kl-coef"),
+                                  (["--preset", "design", "--pathwise-steps", "2"], "--pathwise-steps"),
+                                  (["--preset", "design", "--clip-range", "0.3"], "--clip-range"),
+                                  (["--preset", "design", "--ndcg-k", "5"], "--ndcg-k"),
+                                  (["--ease-lambda", "0"], "--ease-lambda"), (["--neighbors-k", "20"], "--neighbors-k"),
+                                  (["--preset", "design", "--lr=-1"], "--lr"), (["--lr", "nan"], "--lr"), (["--anchor", "inf"], "--anchor"),
+                                  (["--weight-decay=-1"], "--weight-decay")] {
+                let result = try Self.refit(finetune + extra)
+                #expect(result.status != 0 && result.stderrLines.count == 1, "\(extra): \(result.stderr)")
+                #expect(result.stderr.contains(flag) && !result.stderr.contains("nothing-here"), "\(extra): \(result.stderr)")
             }
         }
     }

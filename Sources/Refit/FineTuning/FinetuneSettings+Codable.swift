@@ -101,3 +101,25 @@ struct FlatSettings: Decodable {
         return s
     }
 }
+
+/// `{"reinforce": {...}}` or `{"pathwise": {...}}`: the estimator's name holding its settings.
+extension EstimatorSpec {
+    enum CodingKeys: String, CodingKey { case reinforce, pathwise }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        if let settings = try container.decodeIfPresent(ReinforceSettings.self, forKey: .reinforce) {
+            self = .reinforce(settings)
+        } else {
+            self = .pathwise(try container.decode(PathwiseSettings.self, forKey: .pathwise))
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        switch self {
+        case .reinforce(let settings): try container.encode(settings, forKey: .reinforce)
+        case .pathwise(let settings): try container.encode(settings, forKey: .pathwise)
+        }
+    }
+}

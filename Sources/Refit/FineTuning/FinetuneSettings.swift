@@ -298,14 +298,16 @@ extension FinetuneSettings {
         func check(_ condition: Bool, _ setting: SettingError.Setting, _ requirement: String) throws(SettingError) {
             if !condition { throw SettingError(setting: setting, requirement: requirement) }
         }
+        // NaN fails every comparison; infinity must be refused by name.
+        func positive<T: BinaryFloatingPoint>(_ x: T) -> Bool { x > 0 && x.isFinite }
         switch reward {
         case .collabLoglik(let t), .collabLift(let t), .selfLoglik(let t), .seqLoglik(let t):
-            try check(t > 0, .temperature, "must be positive")
+            try check(positive(t), .temperature, "must be positive and finite")
         case .mixed(let weight, let t):
-            try check(t > 0, .temperature, "must be positive")
+            try check(positive(t), .temperature, "must be positive and finite")
             try check(weight >= 0 && weight <= 1, .mixWeight, "must be in [0, 1]")
         case .seqCollab(let weight, let t, let followers):
-            try check(t > 0, .temperature, "must be positive")
+            try check(positive(t), .temperature, "must be positive and finite")
             try check(weight >= 0 && weight <= 1, .mixWeight, "must be in [0, 1]")
             try check(followers >= 1, .targetSize, "must be at least 1")
         case .collabNDCG(let cutoff):
@@ -316,31 +318,32 @@ extension FinetuneSettings {
         try check(targets.size >= 1, .targetSize, "must be at least 1")
         switch targets.teacher {
         case .userKNN(let k): try check(k >= 1, .neighborCount, "must be at least 1")
-        case .ease(let lambda): try check(lambda > 0, .easeLambda, "must be positive")
+        case .ease(let lambda): try check(positive(lambda), .easeLambda, "must be positive and finite")
         case .itemGraph: break
         }
         switch estimator {
         case .reinforce(let s):
             try check(s.rollouts >= 1, .rollouts, "must be at least 1")
-            try check(s.exploration.scale > 0, .explorationScale, "must be positive")
+            try check(positive(s.exploration.scale), .explorationScale, "must be positive and finite")
             try check(s.stepFraction > 0 && s.stepFraction <= 1, .stepFraction, "must be in (0, 1]")
             if let ppo = s.ppo {
                 try check(ppo.epochs >= 1, .ppoEpochs, "must be at least 1")
-                try check(ppo.clipRange > 0, .clipRange, "must be positive")
+                try check(positive(ppo.clipRange), .clipRange, "must be positive and finite")
             }
-            if let kl = s.klCoefficient { try check(kl > 0, .klCoefficient, "must be positive") }
-            try check(s.advantageClip > 0, .advantageClip, "must be positive")
+            if let kl = s.klCoefficient { try check(positive(kl), .klCoefficient, "must be positive and finite") }
+            try check(positive(s.advantageClip), .advantageClip, "must be positive and finite")
         case .pathwise(let s):
             try check(reward.isDifferentiable, .estimator,
                       "pathwise needs a differentiable reward (collab-loglik, collab-lift, collab-score, self-loglik or mixed), not \(reward.kind.rawValue)")
             if let steps = s.steps { try check(steps >= 1, .pathwiseSteps, "must be at least 1") }
             if let anchor = s.anchor {
-                try check(anchor.weight > 0, .anchor, "must be positive")
+                try check(positive(anchor.weight), .anchor, "must be positive and finite")
                 if case .focus(let items) = anchor.scope { try check(items >= 1, .focus, "must be at least 1") }
             }
         }
-        try check(optimizer.learningRate > 0, .learningRate, "must be positive")
-        try check(optimizer.maxGradientNorm > 0, .maxGradientNorm, "must be positive")
+        try check(positive(optimizer.learningRate), .learningRate, "must be positive and finite")
+        try check(positive(optimizer.maxGradientNorm), .maxGradientNorm, "must be positive and finite")
+        try check(optimizer.weightDecay >= 0 && optimizer.weightDecay.isFinite, .weightDecay, "must be non-negative and finite")
         try check(trainedLayers == .all || !reward.kind.isSequential, .trainedLayers,
                   "must be all for DreamRec runs, whose fine-tuning updates the whole denoiser")
         try check(epochs >= 1, .epochs, "must be at least 1")
@@ -356,7 +359,7 @@ public struct SettingError: Error, CustomStringConvertible, Equatable {
         case temperature, mixWeight, targetSize, ndcgCutoff, neighborCount, easeLambda
         case estimator, rollouts, explorationScale, stepFraction, ppoEpochs, clipRange, klCoefficient, advantageClip
         case pathwiseSteps, anchor, focus
-        case learningRate, maxGradientNorm, trainedLayers, epochs, usersPerBatch, userFraction
+        case learningRate, maxGradientNorm, weightDecay, trainedLayers, epochs, usersPerBatch, userFraction
     }
 
     public let setting: Setting
