@@ -21,7 +21,7 @@ struct AblateCommand: ParsableCommand {
     var rewards: String = "collab-loglik,collab-ndcg,self-loglik"
     @Option(help: ArgumentHelp("Neighbour kinds, comma-separated.", valueName: "list"))
     var neighborKinds: String = "user-knn"
-    @Option(help: "Seeds per cell: 1, 2, … N.")
+    @Option(parsing: .unconditional, help: "Seeds per cell: 1, 2, … N.")
     var seeds: Int = 3
     @OptionGroup var options: FinetuneOptions
     @OptionGroup var device: DeviceOptions
@@ -49,7 +49,11 @@ struct AblateCommand: ParsableCommand {
         let base = try options.settings(defaultPreset: .design)
         let backend = try device.makeBackend()
         let folder = RunFolder(out)
-        try folder.create(force: force)
+        let (lock, movedTo) = try folder.createNew(replacing: force, inputs: [RunFolder(from)])
+        defer { lock.release() }
+        if let movedTo { console.note("the ablation that was in \(folder.path) moved to \(movedTo)") }
+        // The marker that makes the folder Refit's own, so that --force may replace it later.
+        try folder.writeJSON(AblationMarker(from: from), to: "config.json")
         let pretrained = try TrainedRun(RunFolder(from), backend: backend)
         var rows: [String] = []
         var pretrainedTest: RankingMetrics?
@@ -95,4 +99,14 @@ struct AblateCommand: ParsableCommand {
         console.result(table)
         console.result("wrote \(folder.file("ablation.md").path)")
     }
+}
+
+/// config.json of an ablation folder: what it is, from which run, by which version.
+struct AblationMarker: Codable {
+    var kind = "ablation"
+    var version = RefitVersion.string
+    var createdAt = ISO8601DateFormatter().string(from: Date())
+    var pretrainedRun: String
+
+    init(from: String) { pretrainedRun = from }
 }

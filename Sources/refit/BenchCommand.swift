@@ -18,10 +18,10 @@ struct BenchCommand: ParsableCommand {
 
         @OptionGroup var deviceOptions: DeviceOptions
 
-        @Option(help: "Timed runs per product, after the warm-up runs.")
+        @Option(parsing: .unconditional, help: "Timed runs per product, after the warm-up runs.")
         var repeats: Int = 20
 
-        @Option(help: "Batch rows the CPU reference computes (0 skips it).")
+        @Option(parsing: .unconditional, help: "Batch rows the CPU reference computes (0 skips it).")
         var referenceRows: Int = 8
 
         @Flag(help: "Do not compare with OpenBLAS.")
@@ -60,7 +60,7 @@ struct BenchCommand: ParsableCommand {
         @OptionGroup var deviceOptions: DeviceOptions
         @Option(help: "valid or test.")
         var split: EvaluationSplit = .test
-        @Option(help: "Timed repetitions (the best is reported), after one warm-up epoch and evaluation.")
+        @Option(parsing: .unconditional, help: "Timed repetitions (the best is reported), after one warm-up epoch and evaluation.")
         var repeats: Int = 1
         @Flag(help: "Print the result as JSON.")
         var json = false

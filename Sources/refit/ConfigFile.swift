@@ -8,9 +8,17 @@ enum ConfigFile {
         let description: String
     }
 
+    /// The file given with `--config`, and for each flag it set, its key there: a bad value is reported by both.
+    struct Source {
+        let path: String
+        let keys: [String: String]
+    }
+
     /// The arguments with any `--config FILE` replaced by the file's options (put first, after the subcommand).
-    static func expand(_ arguments: [String]) throws -> [String] {
-        guard let index = arguments.firstIndex(where: { $0 == "--config" || $0.hasPrefix("--config=") }) else { return arguments }
+    static func expand(_ arguments: [String]) throws -> [String] { try expandWithSource(arguments).arguments }
+
+    static func expandWithSource(_ arguments: [String]) throws -> (arguments: [String], source: Source?) {
+        guard let index = arguments.firstIndex(where: { $0 == "--config" || $0.hasPrefix("--config=") }) else { return (arguments, nil) }
         var rest = arguments
         let path: String
         if arguments[index].hasPrefix("--config=") {
@@ -24,11 +32,11 @@ enum ConfigFile {
         let injected = try options(fromFile: path)
         // Keep the subcommand (the first argument not starting with "-") in front of the injected options.
         let insertAt = rest.firstIndex { !$0.hasPrefix("-") }.map { $0 + 1 } ?? 0
-        rest.insert(contentsOf: injected, at: insertAt)
-        return rest
+        rest.insert(contentsOf: injected.arguments, at: insertAt)
+        return (rest, Source(path: path, keys: injected.keys))
     }
 
-    static func options(fromFile path: String) throws -> [String] {
+    static func options(fromFile path: String) throws -> (arguments: [String], keys: [String: String]) {
         guard let data = FileManager.default.contents(atPath: path) else { throw Failure(description: "\(path): no such config file") }
         guard let text = String(data: data, encoding: .utf8) else { throw Failure(description: "\(path): not UTF-8 text") }
         var pairs: [(String, String)] = []
@@ -62,14 +70,16 @@ enum ConfigFile {
             }
         }
         var arguments: [String] = []
+        var keys: [String: String] = [:]
         for (key, value) in pairs {
             let flag = "--" + (key.hasPrefix("--") ? String(key.dropFirst(2)) : key).replacingOccurrences(of: "_", with: "-")
+            keys[flag] = key
             switch value.lowercased() {
             case "true", "yes": arguments.append(flag)
             case "false", "no": continue
             default: arguments += [flag, value]
             }
         }
-        return arguments
+        return (arguments, keys)
     }
 }

@@ -8,8 +8,11 @@ extension DataFormat: ExpressibleByArgument {}
 /// with `@OptionGroup`, so `--data`, `--min-rating`, `--k-core` … mean the same everywhere.
 /// The seed is not here: each command has one `--seed` that drives everything, data included.
 struct DataOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("A ratings file, a DiffRec split folder, or builtin:demo.", valueName: "path"))
-    var data: String = "builtin:demo"
+    @Option(help: ArgumentHelp("A ratings file, a DiffRec split folder, or builtin:demo (default: builtin:demo, said so when it is used).", valueName: "path"))
+    var data: String?
+
+    /// The data path: `--data`, or the built-in dataset, which a run then announces.
+    var path: String { data ?? "builtin:demo" }
 
     @Option(help: ArgumentHelp("Input format; auto decides from the file name and first line.", valueName: "format"))
     var format: DataFormat = .auto
@@ -59,7 +62,7 @@ struct DataOptions: ParsableArguments {
             options.separator = named[separator.lowercased()] ?? separator
         }
         options.hasHeader = header
-        return (data, format, options)
+        return (path, format, options)
     }
 
     /// The data as the sequential scenario reads it: unless the flags say otherwise, every rating is an
@@ -90,7 +93,7 @@ struct DataCommand: ParsableCommand {
 
         @OptionGroup var dataOptions: DataOptions
 
-        @Option(help: "Seed of the random split and of built-in data.")
+        @Option(parsing: .unconditional, help: "Seed of the random split and of built-in data.")
         var seed: UInt64 = 2024
 
         @Flag(help: "Print the statistics and fingerprint as JSON.")
@@ -99,7 +102,7 @@ struct DataCommand: ParsableCommand {
         @Flag(help: "The sequential scenario: time-ordered sequences, leave-one-out (by default every rating counts and users and items are 5-core).")
         var sequential = false
 
-        @Option(help: "With --sequential: items of history before each target, L (default: 10).")
+        @Option(parsing: .unconditional, help: "With --sequential: items of history before each target, L (default: 10).")
         var historyLength = 10
 
         func run() throws {
@@ -134,7 +137,7 @@ struct DataCommand: ParsableCommand {
 
         @OptionGroup var dataOptions: DataOptions
 
-        @Option(help: "Seed of the random split and of built-in data.")
+        @Option(parsing: .unconditional, help: "Seed of the random split and of built-in data.")
         var seed: UInt64 = 2024
 
         @Option(help: ArgumentHelp("The folder to create (required).", valueName: "dir"))

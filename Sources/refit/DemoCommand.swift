@@ -28,7 +28,8 @@ struct DemoCommand: ParsableCommand {
         console.note(dataset.describe())
         let settings = DiffRecPreset.demo.settings
         let pretrainRun = RunFolder("\(folder)/pretrain")
-        try pretrainRun.create(force: false)
+        let lock = try pretrainRun.createNew(replacing: false).lock
+        defer { lock.release() }
         try pretrainRun.writeJSON(RunConfiguration(kind: .pretrain, device: backend.deviceDescription, data: source, dataset: dataset, diffrec: settings),
                                   to: "config.json")
         let model = try DiffRecModel(backend: backend, settings: settings, items: dataset.itemCount)

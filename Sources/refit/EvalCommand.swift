@@ -22,11 +22,11 @@ struct EvalCommand: ParsableCommand {
     @Flag(help: "Print one JSON object, as in metrics.jsonl.")
     var json = false
 
-    @Option(help: "Sequential runs (DreamRec): guidance strength w at sampling (default: the run's).")
+    @Option(parsing: .unconditional, help: "Sequential runs (DreamRec): guidance strength w at sampling (default: the run's).")
     var guidance: Float?
-    @Option(help: "Sequential runs (DreamRec): sampler steps, all T or fewer strided DDIM steps (default: the run's).")
+    @Option(parsing: .unconditional, help: "Sequential runs (DreamRec): sampler steps, all T or fewer strided DDIM steps (default: the run's).")
     var samplingSteps: Int?
-    @Option(help: "Sequential runs (DreamRec): score the mean of N sampled x̂₀ instead of one draw (default: 1).")
+    @Option(parsing: .unconditional, help: "Sequential runs (DreamRec): score the mean of N sampled x̂₀ instead of one draw (default: 1).")
     var samples: Int = 1
 
     func run() throws {

@@ -20,59 +20,59 @@ struct FinetuneOptions: ParsableArguments {
     var reward: RewardKind?
     @Option(help: "Collaborative targets from: user-knn, item-graph, or ease (an item–item regression) (ease-score: ease; design: user-knn).")
     var neighbors: TeacherKind?
-    @Option(help: "Neighbours per user for user-knn (default: 50).")
+    @Option(parsing: .unconditional, help: "Neighbours per user for user-knn (default: 50).")
     var neighborsK: Int?
-    @Option(help: "L2 weight λ of --neighbors ease (default: 1000).")
+    @Option(parsing: .unconditional, help: "L2 weight λ of --neighbors ease (default: 1000).")
     var easeLambda: Double?
-    @Option(help: "Items kept in each user's collaborative target; for seq-collab, the followers of the last item kept (default: 100).")
+    @Option(parsing: .unconditional, help: "Items kept in each user's collaborative target; for seq-collab, the followers of the last item kept (default: 100).")
     var targetSize: Int?
-    @Option(help: "Softmax temperature τ of the log-likelihood rewards (default: 1).")
+    @Option(parsing: .unconditional, help: "Softmax temperature τ of the log-likelihood rewards (default: 1).")
     var temperature: Float?
-    @Option(help: "K of the collab-ndcg reward (default: 20).")
+    @Option(parsing: .unconditional, help: "K of the collab-ndcg reward (default: 20).")
     var ndcgK: Int?
-    @Option(help: "Weight α of the self reward in mixed, and of the own next item in seq-collab (default: 0.5).")
+    @Option(parsing: .unconditional, help: "Weight α of the self reward in mixed, and of the own next item in seq-collab (default: 0.5).")
     var mixWeight: Float?
-    @Option(help: "REINFORCE: rollouts per user, G (default: 4).")
+    @Option(parsing: .unconditional, help: "REINFORCE: rollouts per user, G (default: 4).")
     var rollouts: Int?
-    @Option(help: "Users per policy update (default: 128; DreamRec runs 64).")
+    @Option(parsing: .unconditional, help: "Users per policy update (default: 128; DreamRec runs 64).")
     var usersPerBatch: Int?
-    @Option(help: "REINFORCE on DiffRec runs: exploration scale η, the policy's std is η·σ̃_t (default: 1).")
+    @Option(parsing: .unconditional, help: "REINFORCE on DiffRec runs: exploration scale η, the policy's std is η·σ̃_t (default: 1).")
     var explorationScale: Float?
     @Option(help: "REINFORCE on DiffRec runs: explored dimensions, all items or only each user's collaborative-target items (default: all).")
     var explore: ExplorationKind?
-    @Option(help: "REINFORCE: fraction of the noisy steps trained on per update (default: 0.25).")
+    @Option(parsing: .unconditional, help: "REINFORCE: fraction of the noisy steps trained on per update (default: 0.25).")
     var stepFraction: Double?
     @Option(help: "Gradient estimator: reinforce (G stochastic rollouts per user) or pathwise (backpropagate a differentiable reward through the noise-free chain; DiffRec runs) (ease-score: pathwise; design: reinforce).")
     var estimator: EstimatorKind?
-    @Option(help: "Pathwise: reverse steps the gradient flows through, counted from the last; 0 is all (ease-score: 1; design: 0).")
+    @Option(parsing: .unconditional, help: "Pathwise: reverse steps the gradient flows through, counted from the last; 0 is all (ease-score: 1; design: 0).")
     var pathwiseSteps: Int?
-    @Option(help: "Pathwise: β of the anchor β·½‖x₀ − x₀_ref‖² to the pre-trained model's output; 0 is none (ease-score: 1; design: 0).")
+    @Option(parsing: .unconditional, help: "Pathwise: β of the anchor β·½‖x₀ − x₀_ref‖² to the pre-trained model's output; 0 is none (ease-score: 1; design: 0).")
     var anchor: Float?
     @Flag(inversion: .prefixedNo, help: "Pathwise: anchor only the items outside each user's training row, the ones a ranking sees (default: off).")
     var anchorUnseenOnly: Bool?
-    @Option(help: "Pathwise, anchored: apply the reward and the anchor only to each user's unseen items in the top K of the pre-trained scores or of the anchored optimum x₀_ref + ∇r/β; 0 is every item (ease-score: 50; design: 0).")
+    @Option(parsing: .unconditional, help: "Pathwise, anchored: apply the reward and the anchor only to each user's unseen items in the top K of the pre-trained scores or of the anchored optimum x₀_ref + ∇r/β; 0 is every item (ease-score: 50; design: 0).")
     var focus: Int?
     @Option(help: "DiffRec runs: layers fine-tuning updates, all, or only the output layer, keeping the pre-trained features (default: all).")
     var trainLayers: TrainedLayers?
-    @Option(help: "REINFORCE: PPO epochs over each batch of rollouts; 0 is REINFORCE (default: 0).")
+    @Option(parsing: .unconditional, help: "REINFORCE: PPO epochs over each batch of rollouts; 0 is REINFORCE (default: 0).")
     var ppoEpochs: Int?
-    @Option(help: "REINFORCE with --ppo-epochs: PPO clip range ε (default: 0.2).")
+    @Option(parsing: .unconditional, help: "REINFORCE with --ppo-epochs: PPO clip range ε (default: 0.2).")
     var clipRange: Float?
-    @Option(help: "REINFORCE: KL penalty β towards the frozen pre-trained model; 0 is none (default: 0).")
+    @Option(parsing: .unconditional, help: "REINFORCE: KL penalty β towards the frozen pre-trained model; 0 is none (default: 0).")
     var klCoef: Float?
-    @Option(name: .customLong("lr"), help: "Learning rate of AdamW (ease-score: 1e-4; design: 1e-5; DreamRec runs 3e-5).")
+    @Option(name: .customLong("lr"), parsing: .unconditional, help: "Learning rate of AdamW (ease-score: 1e-4; design: 1e-5; DreamRec runs 3e-5).")
     var learningRate: Float?
-    @Option(help: "Gradient-norm clip (default: 1).")
+    @Option(parsing: .unconditional, help: "Gradient-norm clip (default: 1).")
     var maxGradNorm: Float?
-    @Option(help: "Decoupled weight decay of AdamW (default: 0).")
+    @Option(parsing: .unconditional, help: "Decoupled weight decay of AdamW (default: 0).")
     var weightDecay: Float?
-    @Option(help: "REINFORCE: advantage clip (default: 5).")
+    @Option(parsing: .unconditional, help: "REINFORCE: advantage clip (default: 5).")
     var advantageClip: Float?
-    @Option(help: "Fine-tuning epochs (ease-score: 8; design: 5).")
+    @Option(parsing: .unconditional, help: "Fine-tuning epochs (ease-score: 8; design: 5).")
     var epochs: Int?
-    @Option(help: "Share of training users per epoch, in (0, 1] (ease-score: 0.5; design: 1).")
+    @Option(parsing: .unconditional, help: "Share of training users per epoch, in (0, 1] (ease-score: 0.5; design: 1).")
     var userFraction: Double?
-    @Option(help: "Seed of the rollouts and shuffling (default: 1).")
+    @Option(parsing: .unconditional, help: "Seed of the rollouts and shuffling (default: 1).")
     var seed: UInt64?
 
     /// The flag of each setting a range error names.

@@ -11,40 +11,51 @@ extension MeanType: ExpressibleByArgument {}
 struct DiffRecOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Named settings. DiffRec: \(DiffRecPreset.allCases.map(\.rawValue).joined(separator: ", ")) (default: demo for builtin data, else ml-1m-clean); SASRec/DreamRec: \(SequentialPreset.allCases.map(\.rawValue).joined(separator: ", ")) (default: demo-seq for builtin data, else ml-1m-seq). Flags below override it.", valueName: "name"))
     var preset: String?
-    @Option(name: .customLong("lr"), help: "Learning rate of AdamW (default: 0.001).")
+    @Option(name: .customLong("lr"), parsing: .unconditional, help: "Learning rate of AdamW (default: 0.001).")
     var learningRate: Float?
-    @Option(help: "Decoupled weight decay of AdamW (default: 0).")
+    @Option(parsing: .unconditional, help: "Decoupled weight decay of AdamW (default: 0).")
     var weightDecay: Float?
-    @Option(help: "Users (DiffRec, default 400) or training targets (SASRec/DreamRec, default 256) per batch.")
+    @Option(parsing: .unconditional, help: "Users (DiffRec, default 400) or training targets (SASRec/DreamRec, default 256) per batch.")
     var batchSize: Int?
-    @Option(help: "Most epochs to train, with early stopping (default: DiffRec 1000; ml-1m-seq 20).")
+    @Option(parsing: .unconditional, help: "Most epochs to train, with early stopping (default: DiffRec 1000; ml-1m-seq 20).")
     var epochs: Int?
-    @Option(help: "Evaluate on validation (and test) every N epochs (default: DiffRec 5, sequential 1).")
+    @Option(parsing: .unconditional, help: "Evaluate on validation (and test) every N epochs (default: DiffRec 5, sequential 1).")
     var evalEvery: Int?
-    @Option(help: "Stop after N epochs without a better validation Recall@20 (DiffRec, default 20) or NDCG@20 (sequential, default 3).")
+    @Option(parsing: .unconditional, help: "Stop after N epochs without a better validation Recall@20 (DiffRec, default 20) or NDCG@20 (sequential, default 3).")
     var patience: Int?
     @Option(help: ArgumentHelp("Decoder-side hidden sizes, e.g. 200,600 (default: 200,600).", valueName: "sizes"))
     var dims: String?
-    @Option(help: "Size of the time embedding (default: 10).")
+    @Option(parsing: .unconditional, help: "Size of the time embedding (default: 10).")
     var embSize: Int?
-    @Option(help: "Dropout in training: DiffRec's input (default 0.5); the SASRec encoder's (default 0.1).")
+    @Option(parsing: .unconditional, help: "Dropout in training: DiffRec's input (default 0.5); the SASRec encoder's (default 0.1).")
     var dropout: Float?
     @Option(help: "What the denoiser predicts: x0 or eps (default: x0).")
     var meanType: MeanType?
     @Option(help: "Noise schedule: linear-var, linear, cosine or exp (default: DiffRec linear-var, DreamRec linear).")
     var schedule: NoiseScheduleKind?
-    @Option(help: "Diffusion steps T (default: DiffRec 40, DreamRec 500).")
+    @Option(parsing: .unconditional, help: "Diffusion steps T (default: DiffRec 40, DreamRec 500).")
     var steps: Int?
-    @Option(help: "Noise scale (default: 0.005).")
+    @Option(parsing: .unconditional, help: "Noise scale (default: 0.005).")
     var noiseScale: Double?
-    @Option(help: "Lower end of the noise range, before scaling (default: 0.005).")
+    @Option(parsing: .unconditional, help: "Lower end of the noise range, before scaling (default: 0.005).")
     var noiseMin: Double?
-    @Option(help: "Upper end of the noise range, before scaling (default: 0.01).")
+    @Option(parsing: .unconditional, help: "Upper end of the noise range, before scaling (default: 0.01).")
     var noiseMax: Double?
-    @Option(help: "DiffRec: inference starts from q_sample(x, N), 0 from x itself (default: 0). DreamRec: N strided DDIM steps (η = 1) instead of all T (default: 50 in the sequential presets).")
+    @Option(parsing: .unconditional, help: "DiffRec: inference starts from q_sample(x, N), 0 from x itself (default: 0). DreamRec: N strided DDIM steps (η = 1) instead of all T (default: 50 in the sequential presets).")
     var samplingSteps: Int?
     @Option(help: ArgumentHelp("SNR loss reweighting: on or off (default: on).", valueName: "on|off"))
     var reweight: String?
+
+    /// The ranges of the flags that DiffRec and the sequential models share, each named.
+    static func checkShared(_ s: some TrainingSettings) throws {
+        try require(s.learningRate > 0 && s.learningRate.isFinite, "--lr must be positive and finite")
+        try require(s.weightDecay >= 0 && s.weightDecay.isFinite, "--weight-decay must be non-negative and finite")
+        try require(s.batchSize >= 1, "--batch-size must be at least 1")
+        try require(s.epochs >= 1, "--epochs must be at least 1")
+        try require(s.evalEvery >= 1, "--eval-every must be at least 1")
+        try require(s.patience >= 1, "--patience must be at least 1")
+        try require(s.dropout >= 0 && s.dropout < 1, "--dropout must be in [0, 1)")
+    }
 
     /// The flags that DiffRec and the sequential models share.
     func applyShared(to s: inout some TrainingSettings) {
@@ -89,12 +100,11 @@ struct DiffRecOptions: ParsableArguments {
             default: throw ValidationError("--reweight '\(reweight)' must be on or off")
             }
         }
-        guard s.batchSize >= 1, s.epochs >= 1, s.evalEvery >= 1, s.patience >= 1, s.steps >= 1, s.embeddingSize >= 2,
-              s.embeddingSize % 2 == 0 else {
-            throw ValidationError("--batch-size, --epochs, --eval-every, --patience and --steps must be at least 1; --emb-size even and at least 2")
-        }
-        guard s.dropout >= 0 && s.dropout < 1 else { throw ValidationError("--dropout must be in [0, 1)") }
-        guard s.samplingSteps >= 0 && s.samplingSteps <= s.steps else { throw ValidationError("--sampling-steps must be in 0…steps") }
+        try Self.checkShared(s)
+        try require(s.steps >= 1, "--steps must be at least 1")
+        try require(s.embeddingSize >= 2 && s.embeddingSize % 2 == 0, "--emb-size must be even and at least 2")
+        try require(s.noiseScale.isFinite && s.noiseMin.isFinite && s.noiseMax.isFinite, "--noise-scale, --noise-min and --noise-max must be finite")
+        try require(s.samplingSteps >= 0 && s.samplingSteps <= s.steps, "--sampling-steps must be in 0…\(s.steps) (--steps)")
         _ = try s.noiseSchedule()
         return s
     }
@@ -106,21 +116,21 @@ struct SequentialOptions: ParsableArguments {
     var model: String = "diffrec"
     @Option(help: ArgumentHelp("DreamRec: the SASRec run whose encoder and item embeddings it uses, frozen.", valueName: "dir"))
     var encoderFrom: String?
-    @Option(help: "SASRec/DreamRec: items of history before each target, L (default: 10).")
+    @Option(parsing: .unconditional, help: "SASRec/DreamRec: items of history before each target, L (default: 10).")
     var historyLength: Int?
-    @Option(help: "SASRec/DreamRec: embedding and hidden size d (default: 64).")
+    @Option(parsing: .unconditional, help: "SASRec/DreamRec: embedding and hidden size d (default: 64).")
     var hiddenSize: Int?
-    @Option(help: "SASRec/DreamRec: self-attention blocks (default: 1).")
+    @Option(parsing: .unconditional, help: "SASRec/DreamRec: self-attention blocks (default: 1).")
     var blocks: Int?
-    @Option(help: "DreamRec: classifier-free guidance strength w (default: 2).")
+    @Option(parsing: .unconditional, help: "DreamRec: classifier-free guidance strength w (default: 2).")
     var guidance: Float?
-    @Option(help: "DreamRec: probability of the null condition in training (default: 0.1).")
+    @Option(parsing: .unconditional, help: "DreamRec: probability of the null condition in training (default: 0.1).")
     var nullProbability: Double?
-    @Option(help: "DreamRec: linear layers of the denoiser, 1 (Linear 3d→d) or 2 (3d→2d→d with GELU) (default: 2).")
+    @Option(parsing: .unconditional, help: "DreamRec: linear layers of the denoiser, 1 (Linear 3d→d) or 2 (3d→2d→d with GELU) (default: 2).")
     var denoiserDepth: Int?
-    @Option(help: "DreamRec: first beta of the schedule (default: 0.0001; exp: b_min, e.g. 0.1).")
+    @Option(parsing: .unconditional, help: "DreamRec: first beta of the schedule (default: 0.0001; exp: b_min, e.g. 0.1).")
     var betaStart: Double?
-    @Option(help: "DreamRec: last beta of the schedule (default: 0.02; exp: b_max, e.g. 10).")
+    @Option(parsing: .unconditional, help: "DreamRec: last beta of the schedule (default: 0.02; exp: b_max, e.g. 10).")
     var betaEnd: Double?
 
     var sequentialModel: SequentialModelKind? {
@@ -153,14 +163,16 @@ struct SequentialOptions: ParsableArguments {
         if let v = denoiserDepth { s.denoiserDepth = v }
         if let v = betaStart { s.betaStart = v }
         if let v = betaEnd { s.betaEnd = v }
-        guard s.batchSize >= 1, s.epochs >= 1, s.evalEvery >= 1, s.patience >= 1, s.steps >= 2, s.historyLength >= 1,
-              s.hiddenSize >= 2, s.hiddenSize % 2 == 0, s.blocks >= 1 else {
-            throw ValidationError("--batch-size, --epochs, --eval-every, --patience, --history-length and --blocks must be at least 1, --steps at least 2, --hidden-size even")
-        }
-        guard s.dropout >= 0 && s.dropout < 1 else { throw ValidationError("--dropout must be in [0, 1)") }
-        guard s.nullProbability >= 0 && s.nullProbability < 1 else { throw ValidationError("--null-probability must be in [0, 1)") }
-        guard s.denoiserDepth == 1 || s.denoiserDepth == 2 else { throw ValidationError("--denoiser-depth must be 1 or 2") }
-        guard (s.samplingSteps ?? 2) >= 1 else { throw ValidationError("--sampling-steps must be at least 1") }
+        try DiffRecOptions.checkShared(s)
+        try require(s.steps >= 2, "--steps must be at least 2")
+        try require(s.historyLength >= 1, "--history-length must be at least 1")
+        try require(s.hiddenSize >= 2 && s.hiddenSize % 2 == 0, "--hidden-size must be even and at least 2")
+        try require(s.blocks >= 1, "--blocks must be at least 1")
+        try require(s.guidance.isFinite, "--guidance must be finite")
+        try require(s.nullProbability >= 0 && s.nullProbability < 1, "--null-probability must be in [0, 1)")
+        try require(s.denoiserDepth == 1 || s.denoiserDepth == 2, "--denoiser-depth must be 1 or 2")
+        try require((s.samplingSteps ?? 2) >= 1, "--sampling-steps must be at least 1")
+        try require(s.betaStart.isFinite && s.betaEnd.isFinite, "--beta-start and --beta-end must be finite")
         _ = try s.noiseSchedule()
         return s
     }
@@ -182,7 +194,7 @@ struct PretrainCommand: ParsableCommand {
     @OptionGroup var model: DiffRecOptions
     @OptionGroup var sequential: SequentialOptions
     @OptionGroup var device: DeviceOptions
-    @Option(help: "Seed of every random draw: initialisation, shuffling, timesteps, noise, dropout.")
+    @Option(parsing: .unconditional, help: "Seed of every random draw: initialisation, shuffling, timesteps, noise, dropout.")
     var seed: UInt64 = 1
     @Option(help: ArgumentHelp("The run folder to write.", valueName: "dir"))
     var out: String = "runs/pretrain"
@@ -190,6 +202,9 @@ struct PretrainCommand: ParsableCommand {
 
     func run() throws {
         let console = Console(quiet: runOptions.quiet || runOptions.json)
+        if data.data == nil && !runOptions.resume && sequential.encoderFrom == nil {
+            console.note("no --data given: training on the built-in dataset, builtin:demo")
+        }
         if let kind = try sequential.sequentialModel {
             return try runSequential(kind, console: console)
         }
@@ -197,8 +212,9 @@ struct PretrainCommand: ParsableCommand {
         var configuration: RunConfiguration
         let backend = try device.makeBackend()
         let dataset: InteractionDataset
+        let lock: RunLock
         if runOptions.resume {
-            try run.requireRun()
+            lock = try run.openForResume(RunFolder.Identity(kind: RunConfiguration.Kind.pretrain.rawValue, sequential: false))
             configuration = try run.readJSON(RunConfiguration.self, from: "config.json")
             // A resumed run keeps its settings, except how long it may go on.
             if let epochs = model.epochs { configuration.diffrec.epochs = epochs }
@@ -216,9 +232,12 @@ struct PretrainCommand: ParsableCommand {
             settings.seed = seed
             configuration = RunConfiguration(kind: .pretrain, device: backend.deviceDescription, data: source, dataset: dataset,
                                              diffrec: settings)
-            try run.create(force: runOptions.force)
+            let (created, movedTo) = try run.createNew(replacing: runOptions.force)
+            lock = created
+            if let movedTo { console.note("the run that was in \(run.path) moved to \(movedTo)") }
             try run.writeJSON(configuration, to: "config.json")
         }
+        defer { lock.release() }
         console.note(dataset.describe())
         console.note("device: \(backend.deviceDescription)")
         let settings = configuration.diffrec
@@ -290,4 +309,9 @@ struct PretrainCommand: ParsableCommand {
         return "best epoch \(state.bestEpoch) of \(state.epoch) (by validation Recall@20); run folder \(run.path)\n"
             + formatTable(["K", "valid R", "test R", "valid N", "test N", "valid P", "test P", "valid MRR", "test MRR"], rows)
     }
+}
+
+/// Throws `message` as a one-line error unless `condition` holds.
+func require(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+    if !condition { throw ValidationError(message()) }
 }

@@ -16,7 +16,7 @@ struct RecommendCommand: ParsableCommand {
     var checkpoint: String
     @Option(help: ArgumentHelp("all, or raw user ids separated by commas.", valueName: "ids"))
     var users: String = "all"
-    @Option(help: "Recommendations per user.")
+    @Option(parsing: .unconditional, help: "Recommendations per user.")
     var k: Int = 20
     @Option(help: "Items never recommended: train, train+valid (the test-time mask) or all (train+valid+test).")
     var exclude: Exclusion = .trainValid
@@ -56,7 +56,14 @@ struct RecommendCommand: ParsableCommand {
                                      userIDs: dataset.userIDs, itemIDs: dataset.itemIDs)
         }
         try AtomicFile.write(text, to: URL(fileURLWithPath: out))
-        FileHandle.standardError.write(Data("wrote top-\(k) items for \(selected.count) users to \(out)\n".utf8))
+        FileHandle.standardError.write(Data(Self.summary(text, k: k, users: selected.count, out: out).utf8))
+    }
+
+    /// What was written, counted from the file's rows: a user with fewer than k items left unmasked gets fewer.
+    static func summary(_ text: String, k: Int, users: Int, out: String) -> String {
+        let rows = text.reduce(0) { $0 + ($1 == "\n" ? 1 : 0) } - 1
+        let short = rows < k * users ? "; fewer than \(k) for users with fewer items left unmasked" : ""
+        return "wrote \(rows) recommendations to \(out): the top \(k) items of \(users) users\(short)\n"
     }
 
     /// The TSV lines of a batch: the top-k unmasked items of each user's scores, with raw ids.
@@ -104,6 +111,6 @@ struct RecommendCommand: ParsableCommand {
                                      userIDs: dataset.userIDs, itemIDs: dataset.itemIDs)
         }
         try AtomicFile.write(text, to: URL(fileURLWithPath: out))
-        FileHandle.standardError.write(Data("wrote the top-\(k) next items for \(selected.count) users to \(out)\n".utf8))
+        FileHandle.standardError.write(Data(Self.summary(text, k: k, users: selected.count, out: out).utf8))
     }
 }

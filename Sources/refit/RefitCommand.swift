@@ -1,4 +1,5 @@
 import ArgumentParser
+import Refit
 import Foundation
 
 @main
@@ -26,20 +27,35 @@ struct RefitCommand: ParsableCommand {
 
     static func main() {
         var command: ParsableCommand
+        var source: ConfigFile.Source? = nil
         do {
-            let arguments = try ConfigFile.expand(Array(CommandLine.arguments.dropFirst()))
-            command = try parseAsRoot(arguments)
+            let expanded = try ConfigFile.expandWithSource(Array(CommandLine.arguments.dropFirst()))
+            source = expanded.source
+            command = try parseAsRoot(expanded.arguments)
         } catch {
+            // A bad value that came from the config file names the file and its key, in one line.
+            let message = RefitCommand.message(for: error)
+            if let source, let flag = source.keys.keys.sorted(by: { $0.count > $1.count }).first(where: { message.contains("'\($0)") || message.contains("\($0) ") }) {
+                FileHandle.standardError.write(Data("Error: \(message) (from key '\(source.keys[flag]!)' of the config file \(source.path))\n".utf8))
+                Foundation.exit(RefitCommand.exitCode(for: error).rawValue)
+            }
             exit(withError: error)  // a parsing mistake: the message, then the usage that explains it
         }
         do {
             try command.run()
         } catch let error as ValidationError {
             // A setting found wrong while running: one line, as for every other error a user can cause.
-            FileHandle.standardError.write(Data("Error: \(error.message)\n".utf8))
-            Foundation.exit(ExitCode.validationFailure.rawValue)
+            fail(error.message, code: ExitCode.validationFailure.rawValue)
+        } catch let error as CocoaError {
+            // Foundation's file errors, in the user's words: the file, then what is wrong.
+            fail((error.userInfo[NSFilePathErrorKey] as? String ?? error.filePath ?? "a file") + ": " + FileProblem.describe(error), code: 1)
         } catch {
             exit(withError: error)
         }
+    }
+
+    static func fail(_ message: String, code: Int32) -> Never {
+        FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
+        Foundation.exit(code)
     }
 }

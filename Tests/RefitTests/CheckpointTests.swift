@@ -202,7 +202,7 @@ import RefitCompute
             let run = RunFolder(folder + "/run")
             try run.create(force: false)          // new folder
             try run.create(force: false)          // an empty folder may be reused
-            try AtomicFile.write("{}", to: run.file("config.json"))
+            try AtomicFile.write(#"{"kind":"pretrain","version":"test","createdAt":"now"}"#, to: run.file("config.json"))
             do {
                 try run.create(force: false)
                 Issue.record("an existing run was accepted")

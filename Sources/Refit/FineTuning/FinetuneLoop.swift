@@ -140,11 +140,16 @@ public final class FinetuneLoop<Scenario: FinetuneScenario> {
         let batches = (examples.count + settings.usersPerBatch - 1) / settings.usersPerBatch
         for batch in 0..<batches {
             let slice = Array(examples[(batch * settings.usersPerBatch)..<min(examples.count, (batch + 1) * settings.usersPerBatch)])
-            epochUpdates.add(try estimator.update(slice, number: state.updates))
+            let update = try estimator.update(slice, number: state.updates)
+            guard update.loss.isFinite && update.rewards.allSatisfy(\.isFinite) else {
+                throw TrainingError.nonFinite(what: "fine-tuning loss or reward", epoch: epoch, bestEpoch: state.bestEpoch)
+            }
+            epochUpdates.add(update)
             state.updates += 1
             state.optimizerStep = scenario.parameters.step
             observer?.batchFinished(epoch: epoch, batch: batch + 1, of: batches)
         }
+        try scenario.parameters.requireFinite(epoch: epoch, bestEpoch: state.bestEpoch)
         state.epoch = epoch
         return epochUpdates.finish(users: examples.count)
     }

@@ -44,8 +44,9 @@ public enum FinetuneSession {
         }
         let base = try TrainedRun(pretrained, backend: backend)
         let dataset = base.dataset
-        try out.startFinetune(from: base.configuration, pretrained: pretrained, settings: settings, device: backend.deviceDescription,
-                              resume: resume, force: force)
+        let lock = try out.startFinetune(from: base.configuration, pretrained: pretrained, settings: settings, device: backend.deviceDescription,
+                                         resume: resume, force: force, observer: observer)
+        defer { lock.release() }
         let targetsFile = out.file("targets.tsv")
         let targets: CollaborativeTargets
         if let cachedTargets {
@@ -108,8 +109,9 @@ public enum FinetuneSession {
         guard let reinforce = settings.reinforce else {
             throw RunError.invalid("DreamRec runs are fine-tuned with the REINFORCE estimator; the pathwise one needs a differentiable reward")
         }
-        try out.startFinetune(from: base.configuration, pretrained: pretrained, settings: settings, device: backend.deviceDescription,
-                              resume: resume, force: force)
+        let lock = try out.startFinetune(from: base.configuration, pretrained: pretrained, settings: settings, device: backend.deviceDescription,
+                                         resume: resume, force: force, observer: observer)
+        defer { lock.release() }
         if !resume { try FileManager.default.copyItem(at: pretrained.file("encoder.safetensors"), to: out.file("encoder.safetensors")) }
         let dataset = base.dataset
         let evaluator = try SequentialEvaluator(backend: backend, dataset: dataset, historyLength: base.configuration.sequential.historyLength)

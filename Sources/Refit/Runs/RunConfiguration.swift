@@ -40,15 +40,18 @@ public protocol FinetunableConfiguration: Codable {
 extension RunConfiguration: FinetunableConfiguration {}
 
 extension RunFolder {
-    /// Writes a fine-tuning run's config.json: a new folder gets the pre-trained run's configuration marked as
-    /// fine-tuning from `pretrained`; a resumed one keeps its own and takes the new `settings`.
+    /// Writes a fine-tuning run's config.json, holding the run's lock: a new folder (never the pre-trained run, nor
+    /// inside or around it) gets the pre-trained run's configuration marked as fine-tuning from `pretrained`; a resumed
+    /// one, checked to be a fine-tuning run of the same scenario, keeps its own and takes the new `settings`.
     func startFinetune<Configuration: FinetunableConfiguration>(from base: Configuration, pretrained: RunFolder, settings: FinetuneSettings,
-                                                               device: String, resume: Bool, force: Bool) throws {
+                                                               device: String, resume: Bool, force: Bool,
+                                                               observer: TrainingObserver?) throws -> RunLock {
         if resume {
-            try requireRun()
+            let lock = try openForResume(Identity(kind: RunConfiguration.Kind.finetune.rawValue, sequential: pretrained.isSequential))
             var saved = try readJSON(Configuration.self, from: "config.json")
             saved.finetune = settings
             try writeJSON(saved, to: "config.json")
+            return lock
         } else {
             var configuration = base
             configuration.kind = .finetune
@@ -56,8 +59,10 @@ extension RunFolder {
             configuration.device = device
             configuration.pretrainedRun = pretrained.path
             configuration.finetune = settings
-            try create(force: force)
+            let (lock, movedTo) = try createNew(replacing: force, inputs: [pretrained])
+            if let movedTo { observer?.log("the run that was in \(path) moved to \(movedTo)") }
             try writeJSON(configuration, to: "config.json")
+            return lock
         }
     }
 }

@@ -10,8 +10,9 @@ public enum SequentialSession {
                                 observer: TrainingObserver?) throws -> (state: SequentialState, configuration: SequentialRunConfiguration) {
         var configuration: SequentialRunConfiguration
         let dataset: SequenceDataset
+        let lock: RunLock
         if resume {
-            try out.requireRun()
+            lock = try out.openForResume(RunFolder.Identity(kind: RunConfiguration.Kind.pretrain.rawValue, sequential: true))
             configuration = try out.readJSON(SequentialRunConfiguration.self, from: "config.json")
             configuration.sequential.epochs = requested.epochs
             configuration.sequential.patience = requested.patience
@@ -44,12 +45,15 @@ public enum SequentialSession {
             dataset = try encoder?.dataset ?? SequenceDataset.load(data)
             configuration = SequentialRunConfiguration(kind: .pretrain, device: backend.deviceDescription, data: data, dataset: dataset, settings: settings)
             configuration.encoderRun = encoderFrom?.path
-            try out.create(force: force)
+            let (created, movedTo) = try out.createNew(replacing: force, inputs: encoderFrom.map { [$0] } ?? [])
+            lock = created
+            if let movedTo { observer?.log("the run that was in \(out.path) moved to \(movedTo)") }
             try out.writeJSON(configuration, to: "config.json")
             if let encoder {
                 try out.saveWeights(encoder.model.encoder.parameters, to: "encoder.safetensors", metadata: ["model": "sasrec", "from": encoderFrom!.path])
             }
         }
+        defer { lock.release() }
         observer?.log(dataset.describe(historyLength: configuration.sequential.historyLength))
         observer?.log("device: \(backend.deviceDescription)")
         let settings = configuration.sequential

@@ -30,18 +30,10 @@ public struct RunFolder: Sendable {
 
     public var exists: Bool { FileManager.default.fileExists(atPath: file("config.json").path) }
 
-    /// Creates the folder for a new run. An existing run is an error unless `force`, which empties it first.
+    /// Creates the folder for a new run: `createNew` without inputs, its lock released at once (for callers that write
+    /// a run in one go, like tests).
     public func create(force: Bool) throws {
-        let manager = FileManager.default
-        var isDirectory: ObjCBool = false
-        if manager.fileExists(atPath: path, isDirectory: &isDirectory) {
-            let contents = (try? manager.contentsOfDirectory(atPath: path)) ?? []
-            if !isDirectory.boolValue || !contents.isEmpty {
-                guard force else { throw CheckpointError.runExists(path) }
-                try manager.removeItem(at: url)
-            }
-        }
-        try manager.createDirectory(at: url, withIntermediateDirectories: true)
+        try createNew(replacing: force).lock.release()
     }
 
     /// Throws when the folder is not a finished or resumable run.
@@ -50,9 +42,14 @@ public struct RunFolder: Sendable {
     }
 
     public func writeJSON<T: Encodable>(_ value: T, to name: String) throws {
+        try AtomicFile.write(try Self.json(value), to: file(name))
+    }
+
+    /// A run folder's JSON: indented, keys sorted, so that files compare line by line.
+    static func json<T: Encodable>(_ value: T) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try encoder.encode(value), to: file(name))
+        return try encoder.encode(value)
     }
 
     public func readJSON<T: Decodable>(_ type: T.Type, from name: String) throws -> T {
@@ -61,7 +58,7 @@ public struct RunFolder: Sendable {
             throw name == "config.json" ? CheckpointError.missingRun(path) : CheckpointError.malformed(path: url.path, reason: "file is missing")
         }
         do { return try JSONDecoder().decode(type, from: data) } catch {
-            throw CheckpointError.malformed(path: url.path, reason: "cannot decode \(T.self): \(error)")
+            throw CheckpointError.malformed(path: url.path, reason: FileProblem.describe(decoding: error))
         }
     }
 
@@ -101,11 +98,17 @@ public struct RunFolder: Sendable {
     }
 
     public func readTensors(_ name: String) throws -> [String: (shape: [Int], values: [Float])] {
+        try readSafetensors(name).tensors
+    }
+
+    public func readMetadata(_ name: String) throws -> [String: String] { try readSafetensors(name).metadata }
+
+    func readSafetensors(_ name: String) throws -> (tensors: [String: (shape: [Int], values: [Float])], metadata: [String: String]) {
         let url = file(name)
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw CheckpointError.malformed(path: url.path, reason: "file is missing")
         }
-        return try Safetensors.decode(data, path: url.path).tensors
+        return try Safetensors.decode(data, path: url.path)
     }
 }
 

@@ -128,6 +128,8 @@ public final class DiffRecTrainer {
             }
             let started = Date()
             let loss = try trainEpoch()
+            guard loss.isFinite else { throw TrainingError.nonFinite(what: "training loss", epoch: state.epoch, bestEpoch: state.bestEpoch) }
+            try model.denoiser.parameters.requireFinite(epoch: state.epoch, bestEpoch: state.bestEpoch)
             let seconds = Date().timeIntervalSince(started)
             let usersPerSecond = Double(trainingUsers.count) / seconds
             try run.appendMetrics([("kind", .string("epoch")), ("epoch", .integer(state.epoch)), ("loss", .number(loss)),

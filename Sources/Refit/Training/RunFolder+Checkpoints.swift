@@ -5,16 +5,27 @@ public protocol CheckpointState: Codable {
 
 /// Weights and optimizer moments of a `ParameterStore` in a run folder, shared by every trainer.
 extension RunFolder {
-    /// last.safetensors, optimizer.safetensors and state.json: everything resuming reads.
+    /// last.safetensors, optimizer.safetensors and state.json, everything resuming reads, written as one step
+    /// (`writeTogether`); both tensor files carry the optimizer step of the state they belong to.
     public func saveCheckpoint<State: CheckpointState>(_ parameters: ParameterStore, state: State, metadata: [String: String]) throws {
-        try saveWeights(parameters, to: "last.safetensors", metadata: metadata)
-        try saveOptimizer(parameters)
-        try writeJSON(state, to: "state.json")
+        let step = ["optimizer_step": String(state.optimizerStep)]
+        try writeTogether([
+            ("last.safetensors", Safetensors.encode(try parameters.namedTensors(of: parameters.values),
+                                                    metadata: ["format": "pt"].merging(metadata) { $1 }.merging(step) { $1 })),
+            ("optimizer.safetensors", Safetensors.encode(try optimizerTensors(parameters), metadata: step)),
+            ("state.json", try Self.json(state)),
+        ])
     }
 
-    /// Restores what `saveCheckpoint` wrote.
+    /// Restores what `saveCheckpoint` wrote, after checking that its three files belong to one checkpoint.
     public func restoreCheckpoint<State: CheckpointState>(_ parameters: ParameterStore, as type: State.Type) throws -> State {
         let state = try readJSON(State.self, from: "state.json")
+        for name in ["last.safetensors", "optimizer.safetensors"] {
+            if let step = try readMetadata(name)["optimizer_step"], step != String(state.optimizerStep) {
+                throw CheckpointError.corrupt(path: file(name).path,
+                                              reason: "it is from optimizer step \(step), state.json from step \(state.optimizerStep)")
+            }
+        }
         try restoreTraining(parameters, optimizerStep: state.optimizerStep)
         return state
     }
@@ -30,11 +41,11 @@ extension RunFolder {
         try writeTensors(try parameters.namedTensors(of: parameters.values), to: name, metadata: ["format": "pt"].merging(metadata) { $1 })
     }
 
-    /// `optimizer.safetensors`: AdamW's moments, named `exp_avg.NAME` and `exp_avg_sq.NAME` as in PyTorch.
-    public func saveOptimizer(_ parameters: ParameterStore) throws {
+    /// The tensors of `optimizer.safetensors`: AdamW's moments, named `exp_avg.NAME` and `exp_avg_sq.NAME` as in PyTorch.
+    func optimizerTensors(_ parameters: ParameterStore) throws -> [(name: String, shape: [Int], values: [Float])] {
         let m = try parameters.namedTensors(of: parameters.firstMoments).map { ("exp_avg.\($0.name)", $0.shape, $0.values) }
         let v = try parameters.namedTensors(of: parameters.secondMoments).map { ("exp_avg_sq.\($0.name)", $0.shape, $0.values) }
-        try writeTensors(m + v, to: "optimizer.safetensors")
+        return m + v
     }
 
     /// Loads `last.safetensors` and the moments back; the caller restores the step count from its state.

@@ -181,6 +181,8 @@ public final class SequentialTrainer {
             }
             let started = Date()
             let loss = try trainEpoch()
+            guard loss.isFinite else { throw TrainingError.nonFinite(what: "training loss", epoch: state.epoch, bestEpoch: state.bestEpoch) }
+            try model.trainedParameters.requireFinite(epoch: state.epoch, bestEpoch: state.bestEpoch)
             let seconds = Date().timeIntervalSince(started)
             let perSecond = Double(dataset.trainingExamples.count) / seconds
             try run.appendMetrics([("kind", .string("epoch")), ("epoch", .integer(state.epoch)), ("loss", .number(loss)),

@@ -1,0 +1,213 @@
+import Foundation
+
+/// The one rule by which Refit writes run folders: it replaces or continues only a folder it can prove is its own run,
+/// never one that is, contains or lies inside a run it reads; replacing moves the old run aside instead of deleting it;
+/// and one process at a time writes a run, holding its `run.lock`.
+extension RunFolder {
+    /// What config.json says a Refit run is: its kind ("pretrain", "finetune", "ablation") and whether it is a
+    /// sequential one. Every config.json Refit writes has `kind`, `version` and `createdAt`: that is the marker.
+    public struct Identity: Sendable, Equatable {
+        public let kind: String
+        public let sequential: Bool
+
+        public init(kind: String, sequential: Bool) {
+            self.kind = kind
+            self.sequential = sequential
+        }
+    }
+
+    /// The folder's identity, or nil when it holds no config.json that Refit wrote.
+    public var identity: Identity? {
+        guard let data = FileManager.default.contents(atPath: file("config.json").path),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let kind = object["kind"] as? String, object["version"] is String, object["createdAt"] is String else { return nil }
+        return Identity(kind: kind, sequential: object["scenario"] as? String == "sequential")
+    }
+
+    /// The absolute path with `.` and `..` resolved and the symbolic links of its existing part followed.
+    var resolvedPath: String {
+        var existing = url.standardizedFileURL, missing: [String] = []
+        while !FileManager.default.fileExists(atPath: existing.path) && existing.pathComponents.count > 1 {
+            missing.insert(existing.lastPathComponent, at: 0)
+            existing.deleteLastPathComponent()
+        }
+        return missing.reduce(existing.resolvingSymlinksInPath()) { $0.appendingPathComponent($1) }.path
+    }
+
+    /// Refuses a folder that is, contains or lies inside one of `inputs`.
+    func checkApart(from inputs: [RunFolder]) throws {
+        let mine = resolvedPath
+        for input in inputs {
+            let theirs = input.resolvedPath
+            if mine == theirs || theirs.hasPrefix(mine + "/") || mine.hasPrefix(theirs + "/") {
+                throw CheckpointError.overlapsInput(path, input: input.path)
+            }
+        }
+    }
+
+    /// Prepares the folder of a new run and takes its lock. An empty or absent folder is used as it is. An existing
+    /// Refit run is refused unless `replacing`, which moves it aside to `NAME.replaced-<UTC time>`; a folder that is
+    /// not a Refit run is refused either way. Returns the lock and where an old run was moved.
+    @discardableResult
+    public func createNew(replacing: Bool, inputs: [RunFolder] = []) throws -> (lock: RunLock, movedTo: String?) {
+        try checkApart(from: inputs)
+        let manager = FileManager.default
+        var isDirectory: ObjCBool = false
+        var movedTo: String? = nil
+        if manager.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw CheckpointError.notARun(path, reason: "it is a file") }
+            let contents = (try? manager.contentsOfDirectory(atPath: path)) ?? []
+            if !contents.isEmpty {
+                guard identity != nil else {
+                    throw CheckpointError.notARun(path, reason: "the folder is not empty and holds no Refit run (config.json), so Refit leaves it alone")
+                }
+                guard replacing else { throw CheckpointError.runExists(path) }
+                // A run another process is writing is not replaced under it.
+                try RunLock.acquire(self).release()
+                movedTo = try moveAside()
+            }
+        }
+        do { try manager.createDirectory(at: url, withIntermediateDirectories: true) } catch {
+            throw CheckpointError.unwritable(path, reason: FileProblem.describe(error))
+        }
+        return (try RunLock.acquire(self), movedTo)
+    }
+
+    /// Opens an existing run to continue it, after checking that it is the kind the command continues, and takes its
+    /// lock; nothing is written before both hold.
+    public func openForResume(_ expected: Identity) throws -> RunLock {
+        try requireRun()
+        guard let found = identity else { throw CheckpointError.notARun(path, reason: "its config.json was not written by Refit") }
+        guard found == expected else {
+            func name(_ i: Identity) -> String { "\(i.sequential ? "sequential " : "")\(i.kind == "pretrain" ? "pre-training" : i.kind == "finetune" ? "fine-tuning" : i.kind) run" }
+            throw CheckpointError.wrongKind(path, found: name(found), expected: name(expected))
+        }
+        let lock = try RunLock.acquire(self)
+        try recoverInterruptedWrites()
+        return lock
+    }
+
+    /// Renames the folder to the first free `NAME.replaced-<UTC time>[-N]` beside it.
+    func moveAside() throws -> String {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyyMMdd-HHmmss"
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        let base = path + ".replaced-" + formatter.string(from: Date())
+        var target = base, n = 2
+        while FileManager.default.fileExists(atPath: target) { target = "\(base)-\(n)"; n += 1 }
+        guard rename(path, target) == 0 else {
+            throw CheckpointError.unwritable(path, reason: "cannot move the old run aside to \(target): \(String(cString: strerror(errno)))")
+        }
+        return target
+    }
+}
+
+/// `run.lock`: the process id of the one process writing a run folder. A second writer is refused by name; a lock
+/// left by a process that no longer runs (killed) is taken over. Re-entrant within one process.
+public final class RunLock: @unchecked Sendable {
+    public let folder: RunFolder
+    private var held = true
+
+    private init(folder: RunFolder) { self.folder = folder }
+
+    static func acquire(_ folder: RunFolder) throws -> RunLock {
+        let file = folder.file("run.lock").path
+        let me = ProcessInfo.processInfo.processIdentifier
+        for _ in 0..<2 {
+            let descriptor = open(file, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+            if descriptor >= 0 {
+                let text = "\(me)\n"
+                _ = text.withCString { write(descriptor, $0, strlen($0)) }
+                close(descriptor)
+                return RunLock(folder: folder)
+            }
+            guard errno == EEXIST else {
+                throw CheckpointError.unwritable(folder.path, reason: "cannot create run.lock: \(String(cString: strerror(errno)))")
+            }
+            let holder = (try? String(contentsOfFile: file, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            if holder == me { return RunLock(folder: folder) }
+            if let holder, kill(holder, 0) == 0 || errno == EPERM { throw CheckpointError.locked(folder.path, pid: holder) }
+            unlink(file)  // its writer is gone
+        }
+        throw CheckpointError.locked(folder.path, pid: nil)
+    }
+
+    /// Removes the lock file if this process holds it.
+    public func release() {
+        guard held else { return }
+        held = false
+        let file = folder.file("run.lock").path
+        let holder = (try? String(contentsOfFile: file, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        if holder == ProcessInfo.processInfo.processIdentifier { unlink(file) }
+    }
+
+    deinit { release() }
+}
+
+/// Foundation's file and decoding errors in a user's words.
+public enum FileProblem {
+    /// Which key is missing or wrong, or that the text is not JSON at all.
+    public static func describe(decoding error: Error) -> String {
+        func path(_ keys: [CodingKey]) -> String { keys.isEmpty ? "the top level" : keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".") }
+        guard let error = error as? DecodingError else { return "\(error)" }
+        switch error {
+        case .keyNotFound(let key, let context): return "the key \(path(context.codingPath + [key])) is missing"
+        case .typeMismatch(let type, let context): return "\(path(context.codingPath)) is not a \(type)"
+        case .valueNotFound(let type, let context): return "\(path(context.codingPath)) is null where a \(type) is needed"
+        case .dataCorrupted(let context):
+            return context.codingPath.isEmpty ? "not valid JSON" : "\(path(context.codingPath)): \(context.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+
+    public static func describe(_ error: Error) -> String {
+        let ns = error as NSError
+        if let posix = (ns.userInfo[NSUnderlyingErrorKey] as? NSError).flatMap({ $0.domain == NSPOSIXErrorDomain ? $0.code : nil }) {
+            return String(cString: strerror(Int32(posix)))
+        }
+        switch CocoaError.Code(rawValue: ns.code) {
+        case .fileWriteNoPermission, .fileReadNoPermission: return "permission denied"
+        case .fileWriteOutOfSpace: return "no space left on the device"
+        case .fileWriteVolumeReadOnly: return "the file system is read-only"
+        case .fileNoSuchFile, .fileReadNoSuchFile: return "no such file or folder"
+        default: return ns.localizedDescription
+        }
+    }
+}
+
+/// Several files of a run written as one step (a checkpoint): each is written beside its target as `.NAME.pending`
+/// and flushed, then a journal naming them commits the group, then each is renamed into place. A writer killed before
+/// the journal leaves the old files whole; one killed after it leaves a journal that `recoverInterruptedWrites`
+/// completes. Either way the group is all old or all new.
+extension RunFolder {
+    static let journalName = "checkpoint.pending"
+
+    func pendingURL(_ name: String) -> URL { file(".\(name).pending") }
+
+    public func writeTogether(_ files: [(name: String, data: Data)]) throws {
+        for (name, data) in files { try AtomicFile.writeSynced(data, to: pendingURL(name)) }
+        try AtomicFile.write(Data(files.map(\.name).joined(separator: "\n").utf8), to: file(Self.journalName))
+        try publishPending()
+    }
+
+    /// Renames the journal's pending files into place, then removes the journal.
+    func publishPending() throws {
+        let journal = file(Self.journalName)
+        guard let text = try? String(contentsOf: journal, encoding: .utf8) else { return }
+        for name in text.split(separator: "\n").map(String.init) where FileManager.default.fileExists(atPath: pendingURL(name).path) {
+            try AtomicFile.publish(pendingURL(name), as: file(name))
+        }
+        unlink(journal.path)
+        AtomicFile.syncFolder(url)
+    }
+
+    /// What a killed writer left: completes a committed group of files, removes an uncommitted one and every
+    /// temporary file. Call it holding the run's lock, before reading the run to continue it.
+    public func recoverInterruptedWrites() throws {
+        try publishPending()
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        where name.hasPrefix(".") && (name.hasSuffix(".pending") || name.contains(AtomicFile.temporaryMarker)) {
+            unlink(file(name).path)
+        }
+    }
+}
