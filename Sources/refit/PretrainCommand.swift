@@ -202,9 +202,6 @@ struct PretrainCommand: ParsableCommand {
 
     func run() throws {
         let console = Console(quiet: runOptions.quiet || runOptions.json)
-        if data.data == nil && !runOptions.resume && sequential.encoderFrom == nil {
-            console.note("no --data given: training on the built-in dataset, builtin:demo")
-        }
         if let kind = try sequential.sequentialModel {
             return try runSequential(kind, console: console)
         }
@@ -227,8 +224,9 @@ struct PretrainCommand: ParsableCommand {
         } else {
             let arguments = try data.loaderArguments(seed: 2024)
             let source = DataSource(path: arguments.path, format: arguments.format, options: arguments.options)
-            dataset = try source.load()
             var settings = try model.settings(defaultPreset: source.path.hasPrefix("builtin") ? .demo : .ml1mClean)
+            if data.data == nil { console.note("no --data given: training on the built-in dataset, builtin:demo") }
+            dataset = try source.load()
             settings.seed = seed
             configuration = RunConfiguration(kind: .pretrain, device: backend.deviceDescription, data: source, dataset: dataset,
                                              diffrec: settings)
@@ -244,7 +242,9 @@ struct PretrainCommand: ParsableCommand {
         let diffrec = try DiffRecModel(backend: backend, settings: settings, items: dataset.itemCount)
         console.note("model: DiffRec \(settings.dims), T=\(settings.steps), \(diffrec.denoiser.parameters.parameterCount) parameters; run folder \(run.path)")
         let evaluator = try TopKEvaluator(backend: backend, dataset: dataset, batchSize: settings.batchSize)
-        let state = runOptions.resume ? try DiffRecTrainer.restore(model: diffrec, from: run) : nil
+        // A run killed before its first checkpoint resumes from the start.
+        let state = runOptions.resume && run.hasCheckpoint ? try DiffRecTrainer.restore(model: diffrec, from: run) : nil
+        if runOptions.resume && state == nil { try run.filterMetrics { _ in false } }
         if let state {
             try run.filterMetrics { ($0["epoch"] as? Int ?? 0) <= state.epoch }
             console.note("resuming after epoch \(state.epoch) (best so far: epoch \(state.bestEpoch))")
@@ -269,6 +269,9 @@ struct PretrainCommand: ParsableCommand {
         }
         var settings = try sequential.settings(model: kind, shared: model, builtin: dataPath.hasPrefix("builtin"))
         settings.seed = seed
+        if data.data == nil && kind == .sasrec && !runOptions.resume {
+            console.note("no --data given: training on the built-in dataset, builtin:demo")
+        }
         let (state, _) = try SequentialSession.pretrain(
             source: source, settings: settings, encoderFrom: sequential.encoderFrom.map(RunFolder.init), out: RunFolder(out),
             backend: backend, resume: runOptions.resume, force: runOptions.force, observer: console)

@@ -112,7 +112,10 @@ public enum FinetuneSession {
         let lock = try out.startFinetune(from: base.configuration, pretrained: pretrained, settings: settings, device: backend.deviceDescription,
                                          resume: resume, force: force, observer: observer)
         defer { lock.release() }
-        if !resume { try FileManager.default.copyItem(at: pretrained.file("encoder.safetensors"), to: out.file("encoder.safetensors")) }
+        // Also when resuming: a run killed between its config.json and this copy lacks it.
+        if !FileManager.default.fileExists(atPath: out.file("encoder.safetensors").path) {
+            try AtomicFile.write(try Data(contentsOf: pretrained.file("encoder.safetensors")), to: out.file("encoder.safetensors"))
+        }
         let dataset = base.dataset
         let evaluator = try SequentialEvaluator(backend: backend, dataset: dataset, historyLength: base.configuration.sequential.historyLength)
         let model = try base.copyModel()
@@ -143,7 +146,8 @@ public enum FinetuneSession {
                                                    rewardBefore: (() throws -> Double)?, rewardAfter: (() throws -> Double)?,
                                                    evaluate: (EvaluationSplit, Bool) throws -> RankingMetrics) throws -> FinetuneOutcome {
         var state: FinetuneState? = nil
-        if resume {
+        if resume && !out.hasCheckpoint { try out.filterMetrics { _ in false } }  // killed before its first checkpoint
+        if resume && out.hasCheckpoint {
             let restored = try out.restoreCheckpoint(scenario.parameters, as: FinetuneState.self)
             try out.filterMetrics { ($0["epoch"] as? Int ?? 0) <= restored.epoch }
             state = restored

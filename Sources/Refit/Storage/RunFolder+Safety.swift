@@ -56,7 +56,10 @@ extension RunFolder {
         var movedTo: String? = nil
         if manager.fileExists(atPath: path, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else { throw CheckpointError.notARun(path, reason: "it is a file") }
-            let contents = (try? manager.contentsOfDirectory(atPath: path)) ?? []
+            // A lock or temporary file left by a writer killed before its config.json is not a run's content.
+            let contents = ((try? manager.contentsOfDirectory(atPath: path)) ?? []).filter {
+                $0 != RunLock.fileName && !($0.hasPrefix(".") && ($0.hasSuffix(".pending") || $0.contains(AtomicFile.temporaryMarker)))
+            }
             if !contents.isEmpty {
                 guard identity != nil else {
                     throw CheckpointError.notARun(path, reason: "the folder is not empty and holds no Refit run (config.json), so Refit leaves it alone")
@@ -72,6 +75,9 @@ extension RunFolder {
         }
         return (try RunLock.acquire(self), movedTo)
     }
+
+    /// Whether the run has a checkpoint to resume from (a run killed before its first has none).
+    public var hasCheckpoint: Bool { FileManager.default.fileExists(atPath: file("state.json").path) }
 
     /// Opens an existing run to continue it, after checking that it is the kind the command continues, and takes its
     /// lock; nothing is written before both hold.
@@ -110,8 +116,10 @@ public final class RunLock: @unchecked Sendable {
 
     private init(folder: RunFolder) { self.folder = folder }
 
+    static let fileName = "run.lock"
+
     static func acquire(_ folder: RunFolder) throws -> RunLock {
-        let file = folder.file("run.lock").path
+        let file = folder.file(fileName).path
         let me = ProcessInfo.processInfo.processIdentifier
         for _ in 0..<2 {
             let descriptor = open(file, O_WRONLY | O_CREAT | O_EXCL, 0o644)
@@ -136,7 +144,7 @@ public final class RunLock: @unchecked Sendable {
     public func release() {
         guard held else { return }
         held = false
-        let file = folder.file("run.lock").path
+        let file = folder.file(Self.fileName).path
         let holder = (try? String(contentsOfFile: file, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         if holder == ProcessInfo.processInfo.processIdentifier { unlink(file) }
     }
@@ -185,9 +193,17 @@ extension RunFolder {
     func pendingURL(_ name: String) -> URL { file(".\(name).pending") }
 
     public func writeTogether(_ files: [(name: String, data: Data)]) throws {
-        for (name, data) in files { try AtomicFile.writeSynced(data, to: pendingURL(name)) }
-        try AtomicFile.write(Data(files.map(\.name).joined(separator: "\n").utf8), to: file(Self.journalName))
-        try publishPending()
+        for step in publicationSteps(files) { try step() }
+    }
+
+    /// `writeTogether` as the file operations it performs, in order: a writer killed after any prefix of them leaves
+    /// a folder that `recoverInterruptedWrites` makes whole (the fault tests run every prefix).
+    func publicationSteps(_ files: [(name: String, data: Data)]) -> [() throws -> Void] {
+        let journal = file(Self.journalName)
+        return files.map { name, data in { try AtomicFile.writeSynced(data, to: self.pendingURL(name)) } }
+            + [{ try AtomicFile.write(Data(files.map(\.name).joined(separator: "\n").utf8), to: journal) }]
+            + files.map { name, _ in { try AtomicFile.publish(self.pendingURL(name), as: self.file(name)) } }
+            + [{ unlink(journal.path); AtomicFile.syncFolder(self.url) }]
     }
 
     /// Renames the journal's pending files into place, then removes the journal.

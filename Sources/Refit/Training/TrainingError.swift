@@ -9,8 +9,8 @@ public enum TrainingError: Error, CustomStringConvertible {
         switch self {
         case .nonFinite(let what, let epoch, let bestEpoch):
             "the \(what) became NaN or infinite in epoch \(epoch), so training stopped there; the run keeps "
-                + (epoch > 1 ? "its checkpoint of epoch \(epoch - 1) (resume from it, with a smaller learning rate)" : "no checkpoint yet")
-                + " and best.safetensors of epoch \(bestEpoch)"
+                + (epoch > 1 ? "its checkpoint of epoch \(epoch - 1)" : "no checkpoint yet")
+                + (bestEpoch > 0 ? " and best.safetensors of epoch \(bestEpoch)" : "") + "; train again with a smaller learning rate"
         }
     }
 }
