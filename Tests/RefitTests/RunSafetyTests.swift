@@ -181,6 +181,32 @@ import RefitCompute
         }
     }
 
+    /// A full disk, simulated by pointing the file being written at /dev/full (every write fails with ENOSPC): the write
+    /// is refused in the user's words, and what was saved before stays whole.
+    @Test func aFullDiskLosesNothingAlreadySaved() throws {
+        guard FileManager.default.fileExists(atPath: "/dev/full") else { print("note: no /dev/full; the full-disk check is skipped"); return }
+        try PretrainTestSupport.withTemporaryFolder { folder in
+            let run = RunFolder(folder + "/run")
+            try run.create(force: false)
+            try run.writeTogether([("a.txt", Data("saved a".utf8)), ("b.txt", Data("saved b".utf8))])
+            try FileManager.default.createSymbolicLink(atPath: run.pendingURL("b.txt").path, withDestinationPath: "/dev/full")
+            do {
+                try run.writeTogether([("a.txt", Data("new a".utf8)), ("b.txt", Data("new b".utf8))])
+                Issue.record("a write to a full disk succeeded")
+            } catch let error as CheckpointError {
+                #expect(error.description.contains("No space left"), "\(error)")
+            }
+            try run.recoverInterruptedWrites()
+            #expect(try String(contentsOf: run.file("a.txt"), encoding: .utf8) == "saved a")
+            #expect(try String(contentsOf: run.file("b.txt"), encoding: .utf8) == "saved b")
+            let config = run.file("config.json")
+            try AtomicFile.write("{}", to: config)
+            try FileManager.default.createSymbolicLink(atPath: AtomicFile.temporaryURL(for: config).path, withDestinationPath: "/dev/full")
+            #expect(throws: CheckpointError.self) { try AtomicFile.write("{\"lost\": true}", to: config) }
+            #expect(try String(contentsOf: config, encoding: .utf8) == "{}")
+        }
+    }
+
     /// A resumed run whose tensor files are not from the step its state.json names is refused, not trusted.
     @Test func resumeVerifiesThatTheCheckpointIsOneSet() throws {
         try PretrainTestSupport.withTemporaryFolder { folder in

@@ -17,6 +17,12 @@ public enum SequentialSession {
             configuration.sequential.epochs = requested.epochs
             configuration.sequential.patience = requested.patience
             try out.writeJSON(configuration, to: "config.json")
+            // A DreamRec run killed between its config.json and its copy of the encoder gets the copy now.
+            if configuration.model == .dreamrec, !FileManager.default.fileExists(atPath: out.file("encoder.safetensors").path),
+               let encoderRun = configuration.encoderRun {
+                let encoder = try TrainedSequentialRun(RunFolder(encoderRun), backend: backend)
+                try out.saveWeights(encoder.model.encoder.parameters, to: "encoder.safetensors", metadata: ["model": "sasrec", "from": encoderRun])
+            }
             dataset = try SequenceDataset.load(configuration.data)
             guard dataset.fingerprint == configuration.dataFingerprint else {
                 throw CheckpointError.malformed(path: out.path, reason: "the data at \(configuration.data.path) changed since the run started (fingerprint differs)")

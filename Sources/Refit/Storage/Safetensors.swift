@@ -114,7 +114,7 @@ public enum Safetensors {
         }
         for (name, tensor) in tensors.sorted(by: { $0.key < $1.key }) {
             let bad = tensor.values.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
-            guard bad == 0 else { throw fail("tensor \(name) holds \(bad) values that are NaN or infinite") }
+            guard bad == 0 else { throw fail("tensor \(name) holds \(bad == 1 ? "a value that is" : "\(bad) values that are") NaN or infinite") }
         }
         return (tensors, metadata)
     }
@@ -139,7 +139,9 @@ public enum Safetensors {
 public enum AtomicFile {
     public static func write(_ data: Data, to url: URL) throws {
         let temporary = temporaryURL(for: url)
-        try writeSynced(data, to: temporary)
+        do { try writeSynced(data, to: temporary) } catch CheckpointError.unwritable(_, let reason) {
+            throw CheckpointError.unwritable(url.path, reason: reason)  // the file the user named, not its temporary twin
+        }
         try publish(temporary, as: url)
     }
 
