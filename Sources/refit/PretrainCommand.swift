@@ -211,7 +211,7 @@ struct PretrainCommand: ParsableCommand {
         let dataset: InteractionDataset
         let lock: RunLock
         if runOptions.resume {
-            lock = try run.openForResume(RunFolder.Identity(kind: RunConfiguration.Kind.pretrain.rawValue, sequential: false))
+            lock = try run.openForResume(RunFolder.Identity(kind: RunConfiguration.Kind.pretrain.rawValue, sequential: false, model: "diffrec"))
             configuration = try run.readJSON(RunConfiguration.self, from: "config.json")
             // A resumed run keeps its settings, except how long it may go on.
             if let epochs = model.epochs { configuration.diffrec.epochs = epochs }

@@ -48,6 +48,18 @@ import RefitCompute
         }
     }
 
+    /// `refit data split --force` replaces a split it wrote, never a folder holding anything else.
+    @Test func aSplitReplacesOnlyASplit() throws {
+        let dataset = PretrainTestSupport.tinyDataset()
+        try PretrainTestSupport.withTemporaryFolder { folder in
+            let mine = folder + "/mine"
+            try FileManager.default.createDirectory(atPath: mine, withIntermediateDirectories: true)
+            try "keep me".write(toFile: mine + "/thesis.txt", atomically: true, encoding: .utf8)
+            #expect(throws: DataError.self) { try DiffRecSplitFiles.write(dataset, to: mine, force: true) }
+            #expect(try Self.snapshot(mine) == ["thesis.txt": Data("keep me".utf8)])
+        }
+    }
+
     @Test func forceMovesTheOldRunAside() throws {
         try PretrainTestSupport.withTemporaryFolder { folder in
             let run = folder + "/pre"
@@ -84,7 +96,8 @@ import RefitCompute
             sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
             sleeper.arguments = ["60"]
             try sleeper.run()
-            defer { sleeper.terminate(); sleeper.waitUntilExit() }
+            // SIGKILL: a signal mask inherited from the test runner may hold SIGTERM back.
+            defer { kill(sleeper.processIdentifier, SIGKILL); sleeper.waitUntilExit() }
             try "\(sleeper.processIdentifier)\n".write(toFile: run + "/run.lock", atomically: true, encoding: .utf8)
             let before = try Self.snapshot(run)
             for extra in [["--resume", "--epochs", "2"], ["--force"]] {
@@ -93,7 +106,7 @@ import RefitCompute
                 #expect(result.stderr.contains("pid \(sleeper.processIdentifier)"), "\(extra): \(result.stderr)")
             }
             #expect(try Self.snapshot(run) == before)
-            sleeper.terminate()
+            kill(sleeper.processIdentifier, SIGKILL)
             sleeper.waitUntilExit()
             let resumed = try CLITests.refit(Self.tinyPretrain + ["--out", run, "--resume", "--epochs", "2"])
             #expect(resumed.status == 0, "a stale lock was not taken over: \(resumed.stderr)")
@@ -216,6 +229,22 @@ import RefitCompute
             state.optimizerStep += 1
             try runFolder.writeJSON(state, to: "state.json")
             #expect(throws: CheckpointError.self) { try runFolder.restoreCheckpoint(parameters, as: PretrainState.self) }
+        }
+    }
+
+    /// A run's JSON that does not parse says where; one that lacks a setting says which.
+    @Test func aBrokenConfigSaysWhereOrWhich() throws {
+        try PretrainTestSupport.withTemporaryFolder { folder in
+            let run = RunFolder(folder)
+            try "{\n  \"kind\": \"pretrain\",\n  \"epochs\" 12\n}".write(to: run.file("broken.json"), atomically: true, encoding: .utf8)
+            #expect(throws: CheckpointError.self) { try run.readJSON(PretrainState.self, from: "broken.json") }
+            do { _ = try run.readJSON(PretrainState.self, from: "broken.json") } catch {
+                #expect("\(error)".contains("not valid JSON at line 3, column 12"), "\(error)")
+            }
+            try "{\"epoch\": 1}".write(to: run.file("short.json"), atomically: true, encoding: .utf8)
+            do { _ = try run.readJSON(FinetuneSettings.self, from: "short.json"); _ = try run.readJSON(RunConfiguration.self, from: "short.json") } catch {
+                #expect("\(error)".contains("the key kind is missing"), "\(error)")
+            }
         }
     }
 

@@ -37,10 +37,20 @@ public enum DiffRecSplitFiles {
 
     /// Writes the dataset's splits and id maps into a new folder at `folder`, atomically: everything goes
     /// into a temporary folder beside it, which is then renamed. An existing folder is replaced only with `force`.
+    /// Writes the split into `folder`, whole or not at all. An existing folder is replaced only with `force` and only
+    /// when it holds nothing but a split's files: a split is derived from its data, so the old one is not kept, but a
+    /// folder holding anything else is never touched.
     public static func write(_ dataset: InteractionDataset, to folder: String, force: Bool) throws {
         let fm = FileManager.default
         let target = folder.hasSuffix("/") && folder.count > 1 ? String(folder.dropLast()) : folder
-        if fm.fileExists(atPath: target) && !force { throw DataError.outputExists(path: target) }
+        if fm.fileExists(atPath: target) {
+            guard force else { throw DataError.outputExists(path: target) }
+            let ours = Set(fileNames.map(\.1) + ["user_ids.tsv", "item_ids.tsv"])
+            let contents = (try? fm.contentsOfDirectory(atPath: target)) ?? ["?"]
+            guard Set(contents).isSubset(of: ours) else {
+                throw DataError.badOption("\(target) holds other files than a DiffRec split's (\(ours.sorted().joined(separator: ", "))); Refit replaces only its own splits")
+            }
+        }
         let suffix = "\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
         let temporary = target + ".partial-" + suffix
         do {
@@ -66,7 +76,7 @@ public enum DiffRecSplitFiles {
         } catch {
             try? fm.removeItem(atPath: temporary)
             if let error = error as? DataError { throw error }
-            throw DataError.writeFailed(path: target, reason: "\(error)")
+            throw DataError.writeFailed(path: target, reason: FileProblem.describe(error))
         }
     }
 

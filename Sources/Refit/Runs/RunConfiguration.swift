@@ -47,7 +47,8 @@ extension RunFolder {
                                                                device: String, resume: Bool, force: Bool,
                                                                observer: TrainingObserver?) throws -> RunLock {
         if resume {
-            let lock = try openForResume(Identity(kind: RunConfiguration.Kind.finetune.rawValue, sequential: pretrained.isSequential))
+            let lock = try openForResume(Identity(kind: RunConfiguration.Kind.finetune.rawValue, sequential: pretrained.isSequential,
+                                                  model: pretrained.identity?.model))
             var saved = try readJSON(Configuration.self, from: "config.json")
             saved.finetune = settings
             try writeJSON(saved, to: "config.json")

@@ -12,7 +12,8 @@ public enum SequentialSession {
         let dataset: SequenceDataset
         let lock: RunLock
         if resume {
-            lock = try out.openForResume(RunFolder.Identity(kind: RunConfiguration.Kind.pretrain.rawValue, sequential: true))
+            lock = try out.openForResume(RunFolder.Identity(kind: RunConfiguration.Kind.pretrain.rawValue, sequential: true,
+                                                            model: requested.model.rawValue))
             configuration = try out.readJSON(SequentialRunConfiguration.self, from: "config.json")
             configuration.sequential.epochs = requested.epochs
             configuration.sequential.patience = requested.patience

@@ -4,15 +4,24 @@ import Foundation
 /// never one that is, contains or lies inside a run it reads; replacing moves the old run aside instead of deleting it;
 /// and one process at a time writes a run, holding its `run.lock`.
 extension RunFolder {
-    /// What config.json says a Refit run is: its kind ("pretrain", "finetune", "ablation") and whether it is a
-    /// sequential one. Every config.json Refit writes has `kind`, `version` and `createdAt`: that is the marker.
+    /// What config.json says a Refit run is: its kind ("pretrain", "finetune", "ablation"), whether it is a
+    /// sequential one, and its model ("diffrec", "sasrec", "dreamrec"). Every config.json Refit writes has `kind`,
+    /// `version` and `createdAt`: that is the marker.
     public struct Identity: Sendable, Equatable {
         public let kind: String
         public let sequential: Bool
+        public let model: String?
 
-        public init(kind: String, sequential: Bool) {
+        public init(kind: String, sequential: Bool, model: String? = nil) {
             self.kind = kind
             self.sequential = sequential
+            self.model = model
+        }
+
+        var name: String {
+            let what = kind == "pretrain" ? "pre-training" : kind == "finetune" ? "fine-tuning" : kind
+            return [model.map { $0 == "diffrec" ? "DiffRec" : $0 == "sasrec" ? "SASRec" : $0 == "dreamrec" ? "DreamRec" : $0 }, what, "run"]
+                .compactMap { $0 }.joined(separator: " ")
         }
     }
 
@@ -21,7 +30,7 @@ extension RunFolder {
         guard let data = FileManager.default.contents(atPath: file("config.json").path),
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let kind = object["kind"] as? String, object["version"] is String, object["createdAt"] is String else { return nil }
-        return Identity(kind: kind, sequential: object["scenario"] as? String == "sequential")
+        return Identity(kind: kind, sequential: object["scenario"] as? String == "sequential", model: object["model"] as? String)
     }
 
     /// The absolute path with `.` and `..` resolved and the symbolic links of its existing part followed.
@@ -65,9 +74,12 @@ extension RunFolder {
                     throw CheckpointError.notARun(path, reason: "the folder is not empty and holds no Refit run (config.json), so Refit leaves it alone")
                 }
                 guard replacing else { throw CheckpointError.runExists(path) }
-                // A run another process is writing is not replaced under it.
-                try RunLock.acquire(self).release()
+                // A run another process is writing is not replaced under it; its lock is held through the move, so no
+                // second writer can take the folder in between, and it leaves with the old run.
+                let old = try RunLock.acquire(self)
                 movedTo = try moveAside()
+                old.forget()
+                unlink(movedTo! + "/" + RunLock.fileName)
             }
         }
         do { try manager.createDirectory(at: url, withIntermediateDirectories: true) } catch {
@@ -84,17 +96,21 @@ extension RunFolder {
     public func openForResume(_ expected: Identity) throws -> RunLock {
         try requireRun()
         guard let found = identity else { throw CheckpointError.notARun(path, reason: "its config.json was not written by Refit") }
-        guard found == expected else {
-            func name(_ i: Identity) -> String { "\(i.sequential ? "sequential " : "")\(i.kind == "pretrain" ? "pre-training" : i.kind == "finetune" ? "fine-tuning" : i.kind) run" }
-            throw CheckpointError.wrongKind(path, found: name(found), expected: name(expected))
+        guard found.kind == expected.kind, found.sequential == expected.sequential, expected.model == nil || found.model == expected.model else {
+            throw CheckpointError.wrongKind(path, found: found.name, expected: expected.name)
         }
         let lock = try RunLock.acquire(self)
         try recoverInterruptedWrites()
         return lock
     }
 
-    /// Renames the folder to the first free `NAME.replaced-<UTC time>[-N]` beside it.
-    func moveAside() throws -> String {
+    func moveAside() throws -> String { try Aside.move(path) }
+}
+
+/// What Refit replaces, it keeps: the old folder is renamed beside the new one, never deleted.
+public enum Aside {
+    /// Renames `path` to the first free `PATH.replaced-<UTC time>[-N]` and returns that name.
+    public static func move(_ path: String) throws -> String {
         let formatter = DateFormatter()
         formatter.dateFormat = "yyyyMMdd-HHmmss"
         formatter.timeZone = TimeZone(identifier: "UTC")
@@ -102,7 +118,7 @@ extension RunFolder {
         var target = base, n = 2
         while FileManager.default.fileExists(atPath: target) { target = "\(base)-\(n)"; n += 1 }
         guard rename(path, target) == 0 else {
-            throw CheckpointError.unwritable(path, reason: "cannot move the old run aside to \(target): \(String(cString: strerror(errno)))")
+            throw CheckpointError.unwritable(path, reason: "cannot move the old folder aside to \(target): \(String(cString: strerror(errno)))")
         }
         return target
     }
@@ -140,6 +156,9 @@ public final class RunLock: @unchecked Sendable {
         throw CheckpointError.locked(folder.path, pid: nil)
     }
 
+    /// Gives up the lock without touching its file (which moved away with its folder).
+    func forget() { held = false }
+
     /// Removes the lock file if this process holds it.
     public func release() {
         guard held else { return }
@@ -154,8 +173,8 @@ public final class RunLock: @unchecked Sendable {
 
 /// Foundation's file and decoding errors in a user's words.
 public enum FileProblem {
-    /// Which key is missing or wrong, or that the text is not JSON at all.
-    public static func describe(decoding error: Error) -> String {
+    /// Which key is missing or wrong, or where the text stops being JSON (`data`, when given, is parsed again for that).
+    public static func describe(decoding error: Error, data: Data? = nil) -> String {
         func path(_ keys: [CodingKey]) -> String { keys.isEmpty ? "the top level" : keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".") }
         guard let error = error as? DecodingError else { return "\(error)" }
         switch error {
@@ -163,8 +182,21 @@ public enum FileProblem {
         case .typeMismatch(let type, let context): return "\(path(context.codingPath)) is not a \(type)"
         case .valueNotFound(let type, let context): return "\(path(context.codingPath)) is null where a \(type) is needed"
         case .dataCorrupted(let context):
-            return context.codingPath.isEmpty ? "not valid JSON" : "\(path(context.codingPath)): \(context.debugDescription)"
+            guard context.codingPath.isEmpty else { return "\(path(context.codingPath)): \(context.debugDescription)" }
+            return "not valid JSON" + (data.flatMap(syntaxPosition).map { " at line \($0.line), column \($0.column)" } ?? "")
         @unknown default: return "\(error)"
+        }
+    }
+
+    /// Where JSONSerialization stops reading `data` ("… around character N."), as a 1-based line and column.
+    static func syntaxPosition(_ data: Data) -> (line: Int, column: Int)? {
+        do { _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]); return nil } catch {
+            guard let text = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String,
+                  let range = text.range(of: #"character (\d+)"#, options: .regularExpression),
+                  let offset = Int(text[range].dropFirst("character ".count)) else { return nil }
+            let before = data.prefix(offset)
+            let line = before.reduce(1) { $0 + ($1 == 10 ? 1 : 0) }
+            return (line, offset - (before.lastIndex(of: 10).map { $0 + 1 } ?? 0) + 1)
         }
     }
 

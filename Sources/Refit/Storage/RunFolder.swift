@@ -58,7 +58,7 @@ public struct RunFolder: Sendable {
             throw name == "config.json" ? CheckpointError.missingRun(path) : CheckpointError.malformed(path: url.path, reason: "file is missing")
         }
         do { return try JSONDecoder().decode(type, from: data) } catch {
-            throw CheckpointError.malformed(path: url.path, reason: FileProblem.describe(decoding: error))
+            throw CheckpointError.malformed(path: url.path, reason: FileProblem.describe(decoding: error, data: data))
         }
     }
 
