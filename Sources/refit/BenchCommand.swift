@@ -53,7 +53,7 @@ struct BenchCommand: ParsableCommand {
             commandName: "diffrec",
             abstract: "Time one DiffRec training epoch and one full evaluation (all users, T reverse steps) on a dataset.",
             discussion: "For scale, DiffRec's PyTorch code (MKL, AVX-512) on a 2-core CPU of this project's machine kind takes "
-                + "about 1–1.5 s per ML-1M epoch and about 10 s per split's evaluation (DESIGN.md §3); those are not measured here.")
+                + "about 1–1.5 s per ML-1M epoch and about 10 s per split's evaluation (docs/finetuning-experiments.md); those are not measured here.")
 
         @OptionGroup var data: DataOptions
         @OptionGroup var model: DiffRecOptions

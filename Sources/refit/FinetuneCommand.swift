@@ -111,9 +111,8 @@ struct FinetuneOptions: ParsableArguments {
         if sequential, let preset { throw ValidationError("--preset \(preset.rawValue) is for DiffRec runs; this is a sequential run") }
         let base = sequential ? FinetuneSettings.sequential : (preset ?? defaultPreset).settings
         do {
-            var s = try applied(to: base)
+            let s = try applied(to: base)
             do { try s.validate() } catch { throw ValidationError("\(Self.flag(error.setting)) \(error.requirement)") }
-            if sequential, let targetSize, case .seqCollab(let weight, let t, _) = s.reward { s.reward = .seqCollab(ownWeight: weight, temperature: t, followers: targetSize) }
             return s
         } catch let error as ValidationError {
             // A flag that clashes with a recipe the user did not name needs the way out in the same line.
@@ -134,7 +133,8 @@ struct FinetuneOptions: ParsableArguments {
         case .selfLoglik(let t): s.reward = .selfLoglik(temperature: temperature ?? t)
         case .seqLoglik(let t): s.reward = .seqLoglik(temperature: temperature ?? t)
         case .mixed(let weight, let t): s.reward = .mixed(selfWeight: mixWeight ?? weight, temperature: temperature ?? t)
-        case .seqCollab(let weight, let t, let followers): s.reward = .seqCollab(ownWeight: mixWeight ?? weight, temperature: temperature ?? t, followers: followers)
+        case .seqCollab(let weight, let t, let followers):
+            s.reward = .seqCollab(ownWeight: mixWeight ?? weight, temperature: temperature ?? t, followers: targetSize ?? followers)
         case .collabNDCG(let cutoff): s.reward = .collabNDCG(cutoff: ndcgK ?? cutoff)
         case .collabScore: break
         }

@@ -244,9 +244,9 @@ struct PretrainCommand: ParsableCommand {
         let evaluator = try TopKEvaluator(backend: backend, dataset: dataset, batchSize: settings.batchSize)
         // A run killed before its first checkpoint resumes from the start.
         let state = runOptions.resume && run.hasCheckpoint ? try DiffRecTrainer.restore(model: diffrec, from: run) : nil
-        if runOptions.resume && state == nil { try run.filterMetrics { _ in false } }
+        if runOptions.resume && state == nil { try run.keepMetrics(through: -1) }
         if let state {
-            try run.filterMetrics { ($0["epoch"] as? Int ?? 0) <= state.epoch }
+            try run.keepMetrics(through: state.epoch)
             console.note("resuming after epoch \(state.epoch) (best so far: epoch \(state.bestEpoch))")
         }
         let trainer = try DiffRecTrainer(model: diffrec, dataset: dataset, evaluator: evaluator, run: run, state: state, observer: console)

@@ -146,10 +146,10 @@ public enum FinetuneSession {
                                                    rewardBefore: (() throws -> Double)?, rewardAfter: (() throws -> Double)?,
                                                    evaluate: (EvaluationSplit, Bool) throws -> RankingMetrics) throws -> FinetuneOutcome {
         var state: FinetuneState? = nil
-        if resume && !out.hasCheckpoint { try out.filterMetrics { _ in false } }  // killed before its first checkpoint
+        if resume && !out.hasCheckpoint { try out.keepMetrics(through: -1) }  // killed before its first checkpoint
         if resume && out.hasCheckpoint {
             let restored = try out.restoreCheckpoint(scenario.parameters, as: FinetuneState.self)
-            try out.filterMetrics { ($0["epoch"] as? Int ?? 0) <= restored.epoch }
+            try out.keepMetrics(through: restored.epoch)
             state = restored
         }
         let loop = FinetuneLoop(scenario: scenario, estimator: estimator, settings: settings, run: out, state: state, observer: observer)

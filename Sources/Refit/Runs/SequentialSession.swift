@@ -73,10 +73,10 @@ public enum SequentialSession {
                       + "\(model.trainedParameters.parameterCount) trained parameters; run folder \(out.path)")
         let evaluator = try SequentialEvaluator(backend: backend, dataset: dataset, historyLength: settings.historyLength)
         var state: SequentialState? = nil
-        if resume && !out.hasCheckpoint { try out.filterMetrics { _ in false } }  // killed before its first checkpoint
+        if resume && !out.hasCheckpoint { try out.keepMetrics(through: -1) }  // killed before its first checkpoint
         if resume && out.hasCheckpoint {
             let restored = try out.restoreCheckpoint(model.trainedParameters, as: SequentialState.self)
-            try out.filterMetrics { ($0["epoch"] as? Int ?? 0) <= restored.epoch }
+            try out.keepMetrics(through: restored.epoch)
             observer?.log("resuming after epoch \(restored.epoch) (best so far: epoch \(restored.bestEpoch))")
             state = restored
         }

@@ -84,6 +84,12 @@ public struct RunFolder: Sendable {
     }
 
     /// Keeps only the metrics lines for which `keep` holds (used when resuming, to drop lines past the checkpoint).
+    /// What a resumed run keeps of metrics.jsonl: the lines of the epochs its checkpoint covers (through `epoch`; -1
+    /// when it has none), not later ones nor an end-of-run summary, which the resumed run writes again.
+    public func keepMetrics(through epoch: Int) throws {
+        try filterMetrics { ($0["epoch"] as? Int ?? 0) <= epoch && $0["kind"] as? String != "summary" }
+    }
+
     public func filterMetrics(_ keep: ([String: Any]) -> Bool) throws {
         guard let text = try? String(contentsOf: file("metrics.jsonl"), encoding: .utf8) else { return }
         let kept = text.split(separator: "\n").filter { line in
