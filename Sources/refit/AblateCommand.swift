@@ -45,8 +45,14 @@ struct AblateCommand: ParsableCommand {
             return kind
         }
         guard seeds >= 1 else { throw ValidationError("--seeds must be at least 1") }
-        // The grid varies the reward and the teacher of the method as specified (REINFORCE), unless --preset names another.
-        let base = try options.settings(defaultPreset: .design)
+        // The grid varies the reward and the teacher of the method as specified (REINFORCE), unless --preset names another:
+        // each cell is the recipe that --reward and --neighbors with those values and the other flags would give.
+        func recipe(_ reward: RewardKind, _ neighbors: TeacherKind) throws -> FinetuneSettings {
+            do { return try options.settings(defaultPreset: .design, reward: reward, neighbors: neighbors) } catch let error as ValidationError {
+                throw ValidationError("\(reward.rawValue) with \(neighbors.rawValue): \(error.message)")
+            }
+        }
+        for neighbors in neighborList { for reward in rewardKinds { _ = try recipe(reward, neighbors) } }  // every cell checked before any runs
         let backend = try device.makeBackend()
         let folder = RunFolder(out)
         let (lock, movedTo) = try folder.createNew(replacing: force, inputs: [RunFolder(from)])
@@ -58,16 +64,12 @@ struct AblateCommand: ParsableCommand {
         var rows: [String] = []
         var pretrainedTest: RankingMetrics?
         for neighbors in neighborList {
-            var targetSettings = base
-            if neighbors != base.targets.teacher.kind { targetSettings.targets.teacher = neighbors.defaultTeacher }
-            let targets = try targetSettings.targets.build(train: pretrained.dataset.train, backend: backend)
+            let targets = try recipe(rewardKinds[0], neighbors).targets.build(train: pretrained.dataset.train, backend: backend)
             for reward in rewardKinds {
                 var outcomes: [FinetuneOutcome] = []
                 for seed in 1...seeds {
-                    var settings = targetSettings
-                    if reward != base.reward.kind { settings.reward = reward.defaultSpec }
+                    var settings = try recipe(reward, neighbors)
                     settings.seed = UInt64(seed)
-                    do { try settings.validate() } catch { throw ValidationError("\(reward.rawValue): \(FinetuneOptions.flag(error.setting)) \(error.requirement)") }
                     let name = "\(reward.rawValue)-\(neighbors.rawValue)-seed\(seed)"
                     console.note("== \(name)")
                     let run = RunFolder(folder.file(name).path)

@@ -106,12 +106,14 @@ struct FinetuneOptions: ParsableArguments {
     }
 
     /// The settings of a DiffRec run, starting from `--preset` or else `defaultPreset`, or of a DreamRec run when
-    /// `sequential` (which has its own defaults and no preset).
-    func settings(sequential: Bool = false, defaultPreset: FinetunePreset = .diffRecDefault) throws -> FinetuneSettings {
+    /// `sequential` (which has its own defaults and no preset). `reward` and `neighbors`, when given, stand for
+    /// `--reward` and `--neighbors` (an ablation's grid).
+    func settings(sequential: Bool = false, defaultPreset: FinetunePreset = .diffRecDefault, reward: RewardKind? = nil,
+                  neighbors: TeacherKind? = nil) throws -> FinetuneSettings {
         if sequential, let preset { throw ValidationError("--preset \(preset.rawValue) is for DiffRec runs; this is a sequential run") }
         let base = sequential ? FinetuneSettings.sequential : (preset ?? defaultPreset).settings
         do {
-            let s = try applied(to: base)
+            let s = try applied(to: base, reward: reward ?? self.reward, neighbors: neighbors ?? self.neighbors)
             do { try s.validate() } catch { throw ValidationError("\(Self.flag(error.setting)) \(error.requirement)") }
             return s
         } catch let error as ValidationError {
@@ -122,7 +124,7 @@ struct FinetuneOptions: ParsableArguments {
     }
 
     /// `base` with every given flag applied to the part of the recipe it belongs to.
-    private func applied(to base: FinetuneSettings) throws -> FinetuneSettings {
+    private func applied(to base: FinetuneSettings, reward: RewardKind?, neighbors: TeacherKind?) throws -> FinetuneSettings {
         var s = base
         func refuse(_ given: Bool, _ flag: String, _ reason: String) throws { if given { throw ValidationError("\(flag) \(reason)") } }
 

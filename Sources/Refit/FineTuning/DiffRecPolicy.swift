@@ -138,9 +138,6 @@ public final class DiffRecPolicy: PathwisePolicy {
         return try reward.rewards(x0: b.state, rows: rows)
     }
 
-    /// The final states of the last rollout.
-    var finalStates: Tensor { last.state }
-
     /// μ_θ into `b.mean`. With exploration on target items only, both the action and μ_θ are restricted to the explored
     /// dimensions, so the others carry no probability and their gradient is zero; the per-row mean still divides by
     /// all I items, a constant factor.

@@ -373,15 +373,13 @@ public struct SettingError: Error, CustomStringConvertible, Equatable {
     public var description: String { "\(setting.rawValue) \(requirement)" }
 }
 
-/// Fine-tuning that cannot start: the run or the recipe does not fit the scenario.
+/// Fine-tuning that cannot start: the recipe does not fit the model it is given.
 public enum FinetuneError: Error, CustomStringConvertible {
     case invalidSetting(String)
-    case notADiffRecRun(String)
 
     public var description: String {
         switch self {
         case .invalidSetting(let message): message
-        case .notADiffRecRun(let path): "\(path) is not a DiffRec run folder"
         }
     }
 }
