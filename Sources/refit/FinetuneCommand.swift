@@ -228,8 +228,8 @@ struct FinetuneCommand: ParsableCommand {
           refit finetune --from runs/ml1m --out runs/ml1m-spec --preset design --reward collab-ndcg --epochs 3   (the REINFORCE method as specified)
           refit finetune --from runs/dreamrec --out runs/dreamrec-refit --epochs 10   (a DreamRec run: seq-loglik)
         ease-score's EASE teacher needs at most 20,000 items; above that, pass --neighbors user-knn or --preset design.
-        Each epoch prints reward mean ± std, loss, approximate KL, clip fraction, time and the validation scores;
-        the best validation NDCG@20 epoch is kept. The final table compares the pre-trained and fine-tuned
+        Each epoch prints reward mean ± std, loss, the estimator's own measures (REINFORCE: approximate KL and clip
+        fraction; pathwise: the anchor distance), time and the validation scores; the best validation NDCG@20 epoch is kept. The final table compares the pre-trained and fine-tuned
         models on validation and test under the identical protocol.
         """)
 

@@ -120,7 +120,7 @@ public enum FinetuneSession {
         let evaluator = try SequentialEvaluator(backend: backend, dataset: dataset, historyLength: base.configuration.sequential.historyLength)
         let model = try base.copyModel()
         let reward = NextItemReward(spec: settings.reward, model: model, dataset: dataset)
-        let policy = try DreamRecPolicy(model: model, reference: reinforce.klCoefficient != nil ? base.model : nil, reward: reward,
+        let policy = try DreamRecPolicy(model: model, reference: settings.needsReference ? base.model : nil, reward: reward,
                                         dataset: dataset, exploration: reinforce.exploration, seed: settings.seed)
         let scenario = DreamRecScenario(policy: model, dataset: dataset, evaluator: evaluator, seed: settings.seed)
         var outcome = try finish(scenario: scenario, estimator: try ReinforceEstimator(policy: policy, settings: settings), settings: settings,

@@ -104,13 +104,8 @@ extension RunFolder {
         return lock
     }
 
-    func moveAside() throws -> String { try Aside.move(path) }
-}
-
-/// What Refit replaces, it keeps: the old folder is renamed beside the new one, never deleted.
-public enum Aside {
-    /// Renames `path` to the first free `PATH.replaced-<UTC time>[-N]` and returns that name.
-    public static func move(_ path: String) throws -> String {
+    /// Renames the folder to the first free `NAME.replaced-<UTC time>[-N]` beside it: what Refit replaces, it keeps.
+    func moveAside() throws -> String {
         let formatter = DateFormatter()
         formatter.dateFormat = "yyyyMMdd-HHmmss"
         formatter.timeZone = TimeZone(identifier: "UTC")
@@ -118,7 +113,7 @@ public enum Aside {
         var target = base, n = 2
         while FileManager.default.fileExists(atPath: target) { target = "\(base)-\(n)"; n += 1 }
         guard rename(path, target) == 0 else {
-            throw CheckpointError.unwritable(path, reason: "cannot move the old folder aside to \(target): \(String(cString: strerror(errno)))")
+            throw CheckpointError.unwritable(path, reason: "cannot move the old run aside to \(target): \(String(cString: strerror(errno)))")
         }
         return target
     }
