@@ -165,7 +165,10 @@ public enum ReportWriter {
         var html = "<table>"
         // Nested objects (data.splitRatios) become rows of their own, keys sorted, so the page is the same every time.
         func rows(_ name: String, _ value: Any) {
-            if let values = value as? [String: Any] {
+            if let values = value as? [String: Any], values.isEmpty, let dot = name.lastIndex(of: ".") {
+                // A choice without settings of its own (`{"collabScore": {}}`): the choice is the value.
+                html += "<tr><th>\(escape(String(name[..<dot])))</th><td>\(escape(String(name[name.index(after: dot)...])))</td></tr>"
+            } else if let values = value as? [String: Any] {
                 for key in values.keys.sorted() { rows("\(name).\(key)", values[key]!) }
             } else if let list = value as? [Any] {
                 html += "<tr><th>\(escape(name))</th><td>\(escape(list.map { String(describing: $0) }.joined(separator: ", ")))</td></tr>"
