@@ -242,13 +242,8 @@ struct PretrainCommand: ParsableCommand {
         let diffrec = try DiffRecModel(backend: backend, settings: settings, items: dataset.itemCount)
         console.note("model: DiffRec \(settings.dims), T=\(settings.steps), \(diffrec.denoiser.parameters.parameterCount) parameters; run folder \(run.path)")
         let evaluator = try TopKEvaluator(backend: backend, dataset: dataset, batchSize: settings.batchSize)
-        // A run killed before its first checkpoint resumes from the start.
-        let state = runOptions.resume && run.hasCheckpoint ? try DiffRecTrainer.restore(model: diffrec, from: run) : nil
-        if runOptions.resume && state == nil { try run.keepMetrics(through: -1) }
-        if let state {
-            try run.keepMetrics(through: state.epoch)
-            console.note("resuming after epoch \(state.epoch) (best so far: epoch \(state.bestEpoch))")
-        }
+        let state = runOptions.resume ? try run.resumeState(diffrec.denoiser.parameters, as: PretrainState.self) : nil
+        if let state { console.note("resuming after epoch \(state.epoch) (best so far: epoch \(state.bestEpoch))") }
         let trainer = try DiffRecTrainer(model: diffrec, dataset: dataset, evaluator: evaluator, run: run, state: state, observer: console)
         let final = try trainer.train()
         let report = try ReportWriter.write(run: run)

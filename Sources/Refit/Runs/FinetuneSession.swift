@@ -145,13 +145,7 @@ public enum FinetuneSession {
                                                    settings: FinetuneSettings, out: RunFolder, resume: Bool, observer: TrainingObserver?,
                                                    rewardBefore: (() throws -> Double)?, rewardAfter: (() throws -> Double)?,
                                                    evaluate: (EvaluationSplit, Bool) throws -> RankingMetrics) throws -> FinetuneOutcome {
-        var state: FinetuneState? = nil
-        if resume && !out.hasCheckpoint { try out.keepMetrics(through: -1) }  // killed before its first checkpoint
-        if resume && out.hasCheckpoint {
-            let restored = try out.restoreCheckpoint(scenario.parameters, as: FinetuneState.self)
-            try out.keepMetrics(through: restored.epoch)
-            state = restored
-        }
+        let state = resume ? try out.resumeState(scenario.parameters, as: FinetuneState.self) : nil
         let loop = FinetuneLoop(scenario: scenario, estimator: estimator, settings: settings, run: out, state: state, observer: observer)
         let before = try rewardBefore?() ?? .nan
         let started = Date()

@@ -72,14 +72,8 @@ public enum SequentialSession {
                       + (settings.model == .dreamrec ? "T=\(settings.steps) (\(settings.schedule.rawValue)), w=\(settings.guidance), \(model.sampler.count) sampling steps, x₀ scale \(settings.targetScale), " : "")
                       + "\(model.trainedParameters.parameterCount) trained parameters; run folder \(out.path)")
         let evaluator = try SequentialEvaluator(backend: backend, dataset: dataset, historyLength: settings.historyLength)
-        var state: SequentialState? = nil
-        if resume && !out.hasCheckpoint { try out.keepMetrics(through: -1) }  // killed before its first checkpoint
-        if resume && out.hasCheckpoint {
-            let restored = try out.restoreCheckpoint(model.trainedParameters, as: SequentialState.self)
-            try out.keepMetrics(through: restored.epoch)
-            observer?.log("resuming after epoch \(restored.epoch) (best so far: epoch \(restored.bestEpoch))")
-            state = restored
-        }
+        let state = resume ? try out.resumeState(model.trainedParameters, as: SequentialState.self) : nil
+        if let state { observer?.log("resuming after epoch \(state.epoch) (best so far: epoch \(state.bestEpoch))") }
         let trainer = try SequentialTrainer(model: model, dataset: dataset, evaluator: evaluator, run: out, state: state, observer: observer)
         return (try trainer.train(), configuration)
     }

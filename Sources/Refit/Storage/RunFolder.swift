@@ -83,13 +83,13 @@ public struct RunFolder: Sendable {
         }
     }
 
-    /// Keeps only the metrics lines for which `keep` holds (used when resuming, to drop lines past the checkpoint).
     /// What a resumed run keeps of metrics.jsonl: the lines of the epochs its checkpoint covers (through `epoch`; -1
     /// when it has none), not later ones nor an end-of-run summary, which the resumed run writes again.
     public func keepMetrics(through epoch: Int) throws {
         try filterMetrics { ($0["epoch"] as? Int ?? 0) <= epoch && $0["kind"] as? String != "summary" }
     }
 
+    /// Keeps only the metrics lines for which `keep` holds.
     public func filterMetrics(_ keep: ([String: Any]) -> Bool) throws {
         guard let text = try? String(contentsOf: file("metrics.jsonl"), encoding: .utf8) else { return }
         let kept = text.split(separator: "\n").filter { line in
@@ -99,15 +99,9 @@ public struct RunFolder: Sendable {
         try AtomicFile.write(kept.map { $0 + "\n" }.joined(), to: file("metrics.jsonl"))
     }
 
-    public func writeTensors(_ tensors: [(name: String, shape: [Int], values: [Float])], to name: String, metadata: [String: String] = [:]) throws {
-        try AtomicFile.write(Safetensors.encode(tensors, metadata: metadata), to: file(name))
-    }
-
     public func readTensors(_ name: String) throws -> [String: (shape: [Int], values: [Float])] {
         try readSafetensors(name).tensors
     }
-
-    public func readMetadata(_ name: String) throws -> [String: String] { try readSafetensors(name).metadata }
 
     func readSafetensors(_ name: String) throws -> (tensors: [String: (shape: [Int], values: [Float])], metadata: [String: String]) {
         let url = file(name)

@@ -1,5 +1,8 @@
-/// A trainer's resumable state (state.json): at least the optimizer's step count.
+import Foundation
+
+/// A trainer's resumable state (state.json): at least the epoch it covers and the optimizer's step count.
 public protocol CheckpointState: Codable {
+    var epoch: Int { get }
     var optimizerStep: Int { get }
 }
 
@@ -10,23 +13,46 @@ extension RunFolder {
     public func saveCheckpoint<State: CheckpointState>(_ parameters: ParameterStore, state: State, metadata: [String: String]) throws {
         let step = ["optimizer_step": String(state.optimizerStep)]
         try writeTogether([
-            ("last.safetensors", Safetensors.encode(try parameters.namedTensors(of: parameters.values),
-                                                    metadata: ["format": "pt"].merging(metadata) { $1 }.merging(step) { $1 })),
+            ("last.safetensors", try Self.weights(parameters, metadata: metadata.merging(step) { $1 })),
             ("optimizer.safetensors", Safetensors.encode(try optimizerTensors(parameters), metadata: step)),
             ("state.json", try Self.json(state)),
         ])
     }
 
-    /// Restores what `saveCheckpoint` wrote, after checking that its three files belong to one checkpoint.
+    /// Restores what `saveCheckpoint` wrote, after checking that its three files belong to one checkpoint: the
+    /// weights, AdamW's moments and step count into `parameters`, and the trainer's state.
     public func restoreCheckpoint<State: CheckpointState>(_ parameters: ParameterStore, as type: State.Type) throws -> State {
         let state = try readJSON(State.self, from: "state.json")
-        for name in ["last.safetensors", "optimizer.safetensors"] {
-            if let step = try readMetadata(name)["optimizer_step"], step != String(state.optimizerStep) {
+        func read(_ name: String) throws -> [String: (shape: [Int], values: [Float])] {
+            let (tensors, metadata) = try readSafetensors(name)
+            if let step = metadata["optimizer_step"], step != String(state.optimizerStep) {
                 throw CheckpointError.corrupt(path: file(name).path,
                                               reason: "it is from optimizer step \(step), state.json from step \(state.optimizerStep)")
             }
+            return tensors
         }
-        try restoreTraining(parameters, optimizerStep: state.optimizerStep)
+        try parameters.load(try read("last.safetensors"), into: parameters.values)
+        let optimizer = try read("optimizer.safetensors")
+        func moments(_ prefix: String) -> [String: (shape: [Int], values: [Float])] {
+            Dictionary(uniqueKeysWithValues: optimizer.compactMap { key, value in
+                key.hasPrefix(prefix) ? (String(key.dropFirst(prefix.count)), value) : nil
+            })
+        }
+        try parameters.load(moments("exp_avg."), into: parameters.firstMoments)
+        try parameters.load(moments("exp_avg_sq."), into: parameters.secondMoments)
+        parameters.step = state.optimizerStep
+        return state
+    }
+
+    /// Where a resumed run starts: its checkpoint's state (restored into `parameters`), or nil for a run killed before
+    /// its first checkpoint, which starts over. Either way metrics.jsonl keeps only the lines the start covers.
+    public func resumeState<State: CheckpointState>(_ parameters: ParameterStore, as type: State.Type) throws -> State? {
+        guard hasCheckpoint else {
+            try keepMetrics(through: -1)
+            return nil
+        }
+        let state = try restoreCheckpoint(parameters, as: type)
+        try keepMetrics(through: state.epoch)
         return state
     }
 
@@ -38,7 +64,12 @@ extension RunFolder {
 
     /// `best.safetensors` / `last.safetensors`: the weights under their PyTorch state-dict names.
     public func saveWeights(_ parameters: ParameterStore, to name: String, metadata: [String: String]) throws {
-        try writeTensors(try parameters.namedTensors(of: parameters.values), to: name, metadata: ["format": "pt"].merging(metadata) { $1 })
+        try AtomicFile.write(try Self.weights(parameters, metadata: metadata), to: file(name))
+    }
+
+    /// A weights file's bytes: the parameters under their names, marked as PyTorch's format.
+    static func weights(_ parameters: ParameterStore, metadata: [String: String]) throws -> Data {
+        Safetensors.encode(try parameters.namedTensors(of: parameters.values), metadata: ["format": "pt"].merging(metadata) { $1 })
     }
 
     /// The tensors of `optimizer.safetensors`: AdamW's moments, named `exp_avg.NAME` and `exp_avg_sq.NAME` as in PyTorch.
@@ -46,19 +77,5 @@ extension RunFolder {
         let m = try parameters.namedTensors(of: parameters.firstMoments).map { ("exp_avg.\($0.name)", $0.shape, $0.values) }
         let v = try parameters.namedTensors(of: parameters.secondMoments).map { ("exp_avg_sq.\($0.name)", $0.shape, $0.values) }
         return m + v
-    }
-
-    /// Loads `last.safetensors` and the moments back; the caller restores the step count from its state.
-    func restoreTraining(_ parameters: ParameterStore, optimizerStep: Int) throws {
-        try parameters.load(try readTensors("last.safetensors"), into: parameters.values)
-        let optimizer = try readTensors("optimizer.safetensors")
-        func moments(_ prefix: String) -> [String: (shape: [Int], values: [Float])] {
-            Dictionary(uniqueKeysWithValues: optimizer.compactMap { key, value in
-                key.hasPrefix(prefix) ? (String(key.dropFirst(prefix.count)), value) : nil
-            })
-        }
-        try parameters.load(moments("exp_avg."), into: parameters.firstMoments)
-        try parameters.load(moments("exp_avg_sq."), into: parameters.secondMoments)
-        parameters.step = optimizerStep
     }
 }
