@@ -42,7 +42,7 @@ import Testing
     /// Whether a kill left a checkpoint half published or a temporary file.
     static func interruptedWrite(_ run: String) -> Bool {
         ((try? FileManager.default.contentsOfDirectory(atPath: run)) ?? []).contains {
-            $0 == RunFolder.journalName || ($0.hasPrefix(".") && ($0.hasSuffix(".pending") || $0.contains(AtomicFile.temporaryMarker)))
+            $0 == RunFolder.journalName || RunFolder.isWriterLeftover($0)
         }
     }
 

@@ -67,7 +67,7 @@ extension RunFolder {
             guard isDirectory.boolValue else { throw CheckpointError.notARun(path, reason: "it is a file") }
             // A lock or temporary file left by a writer killed before its config.json is not a run's content.
             let contents = ((try? manager.contentsOfDirectory(atPath: path)) ?? []).filter {
-                $0 != RunLock.fileName && !($0.hasPrefix(".") && ($0.hasSuffix(".pending") || $0.contains(AtomicFile.temporaryMarker)))
+                $0 != RunLock.fileName && !Self.isWriterLeftover($0)
             }
             if !contents.isEmpty {
                 guard identity != nil else {
@@ -143,7 +143,7 @@ public final class RunLock: @unchecked Sendable {
             guard errno == EEXIST else {
                 throw CheckpointError.unwritable(folder.path, reason: "cannot create run.lock: \(String(cString: strerror(errno)))")
             }
-            let holder = (try? String(contentsOfFile: file, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            let holder = Self.holder(of: file)
             if holder == me { return RunLock(folder: folder) }
             if let holder, kill(holder, 0) == 0 || errno == EPERM { throw CheckpointError.locked(folder.path, pid: holder) }
             unlink(file)  // its writer is gone
@@ -159,8 +159,12 @@ public final class RunLock: @unchecked Sendable {
         guard held else { return }
         held = false
         let file = folder.file(Self.fileName).path
-        let holder = (try? String(contentsOfFile: file, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-        if holder == ProcessInfo.processInfo.processIdentifier { unlink(file) }
+        if Self.holder(of: file) == ProcessInfo.processInfo.processIdentifier { unlink(file) }
+    }
+
+    /// The process id written in a lock file, if it holds one.
+    static func holder(of file: String) -> Int32? {
+        (try? String(contentsOfFile: file, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
     deinit { release() }
@@ -248,9 +252,14 @@ extension RunFolder {
     /// temporary file. Call it holding the run's lock, before reading the run to continue it.
     public func recoverInterruptedWrites() throws {
         try publishPending()
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-        where name.hasPrefix(".") && (name.hasSuffix(".pending") || name.contains(AtomicFile.temporaryMarker)) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] where Self.isWriterLeftover(name) {
             unlink(file(name).path)
         }
+    }
+
+    /// Whether a file name is one a writer makes on its way and removes when done: a checkpoint's `.NAME.pending` or
+    /// an atomic write's `.NAME.tmp-PID`.
+    static func isWriterLeftover(_ name: String) -> Bool {
+        name.hasPrefix(".") && (name.hasSuffix(".pending") || name.contains(AtomicFile.temporaryMarker))
     }
 }
