@@ -255,13 +255,7 @@ public final class DiffRecScenario: FinetuneScenario {
         return Array(order.prefix(epochShare(order.count, share)))
     }
 
-    public func validation(epoch: Int, run: RunFolder) throws -> (metrics: RankingMetrics, seconds: Double) {
-        let started = Date()
-        let metrics = try evaluator.evaluate(.valid) { _, input in try policy.scores(input) }
-        let seconds = Date().timeIntervalSince(started)
-        try run.appendEvaluation(epoch: epoch, split: .valid, seconds: seconds, metrics: metrics)
-        return (metrics, seconds)
-    }
+    public func validate() throws -> RankingMetrics { try evaluator.evaluate(.valid) { _, input in try policy.scores(input) } }
 
     public func namedValues(_ metrics: RankingMetrics) -> [(key: String, value: Double)] { metrics.values }
 }

@@ -157,13 +157,7 @@ public final class DreamRecScenario: FinetuneScenario {
         }
     }
 
-    public func validation(epoch: Int, run: RunFolder) throws -> (metrics: RankingMetrics, seconds: Double) {
-        let started = Date()
-        let metrics = try evaluator.evaluate(.valid, model: policy)
-        let seconds = Date().timeIntervalSince(started)
-        try run.appendNextItemEvaluation(epoch: epoch, split: .valid, seconds: seconds, metrics: metrics)
-        return (metrics, seconds)
-    }
+    public func validate() throws -> RankingMetrics { try evaluator.evaluate(.valid, model: policy) }
 
     public func namedValues(_ metrics: RankingMetrics) -> [(key: String, value: Double)] { metrics.nextItemValues }
 }

@@ -52,9 +52,9 @@ public protocol FinetuneScenario: AnyObject {
     var hitRateLabel: String { get }
     /// Epoch `epoch`'s examples (1-based), in a shuffled order fixed by the seed, `share` of them.
     func examples(epoch: Int, share: Double) -> [Example]
-    /// The policy's validation scores and the seconds they took, appended to the run's metrics.
-    func validation(epoch: Int, run: RunFolder) throws -> (metrics: RankingMetrics, seconds: Double)
-    /// The metrics as they are kept in state.json.
+    /// The policy's validation scores.
+    func validate() throws -> RankingMetrics
+    /// The metrics under the names metrics.jsonl and state.json keep them.
     func namedValues(_ metrics: RankingMetrics) -> [(key: String, value: Double)]
 }
 
@@ -154,6 +154,15 @@ public final class FinetuneLoop<Scenario: FinetuneScenario> {
         return epochUpdates.finish(users: examples.count)
     }
 
+    /// The policy's validation scores and the seconds they took, appended to the run's metrics.
+    func validation() throws -> (metrics: RankingMetrics, seconds: Double) {
+        let started = Date()
+        let metrics = try scenario.validate()
+        let seconds = Date().timeIntervalSince(started)
+        try run.appendEvaluation(epoch: state.epoch, split: .valid, seconds: seconds, values: scenario.namedValues(metrics))
+        return (metrics, seconds)
+    }
+
     /// Fine-tunes for `settings.epochs`, evaluating on validation each epoch and keeping the best weights.
     @discardableResult
     public func train() throws -> FinetuneState {
@@ -163,7 +172,7 @@ public final class FinetuneLoop<Scenario: FinetuneScenario> {
             Dictionary(uniqueKeysWithValues: scenario.namedValues(metrics).map { ($0.key, $0.value) })
         }
         if state.epoch == 0 && state.pretrainedValid.isEmpty {
-            let (metrics, seconds) = try scenario.validation(epoch: state.epoch, run: run)
+            let (metrics, seconds) = try validation()
             state.pretrainedValid = named(metrics)
             state.bestValid = state.pretrainedValid
             state.bestValidNDCG20 = metrics.ndcg(at: 20)
@@ -174,7 +183,7 @@ public final class FinetuneLoop<Scenario: FinetuneScenario> {
         while state.epoch < settings.epochs {
             let s = try trainEpoch()
             try run.appendMetrics(s.metricsLine(epoch: state.epoch))
-            let (metrics, seconds) = try scenario.validation(epoch: state.epoch, run: run)
+            let (metrics, seconds) = try validation()
             var line = s.logLine(epoch: state.epoch)
                 + String(format: "  valid %@ %.4f N@20 %.4f (%.1f s)", label, metrics.recall(at: 20), metrics.ndcg(at: 20), seconds)
             if metrics.ndcg(at: 20) > state.bestValidNDCG20 {

@@ -56,10 +56,20 @@ extension RunFolder {
         return state
     }
 
-    /// One evaluation line of metrics.jsonl.
-    public func appendEvaluation(epoch: Int, split: EvaluationSplit, seconds: Double, metrics: RankingMetrics) throws {
+    /// One evaluation line of metrics.jsonl, the metrics under the names `values` gives them.
+    public func appendEvaluation(epoch: Int, split: EvaluationSplit, seconds: Double, values: [(key: String, value: Double)]) throws {
         try appendMetrics([("kind", .string("eval")), ("epoch", .integer(epoch)), ("split", .string(split.rawValue)),
-                           ("seconds", .number(seconds))] + metrics.values.map { ($0.key, .number($0.value)) })
+                           ("seconds", .number(seconds))] + values.map { ($0.key, .number($0.value)) })
+    }
+
+    /// One evaluation line of a full-ranking model (recall@K, ndcg@K, …).
+    public func appendEvaluation(epoch: Int, split: EvaluationSplit, seconds: Double, metrics: RankingMetrics) throws {
+        try appendEvaluation(epoch: epoch, split: split, seconds: seconds, values: metrics.values)
+    }
+
+    /// One next-item evaluation line (hr@K, ndcg@K, mrr@K).
+    public func appendNextItemEvaluation(epoch: Int, split: EvaluationSplit, seconds: Double, metrics: RankingMetrics) throws {
+        try appendEvaluation(epoch: epoch, split: split, seconds: seconds, values: metrics.nextItemValues)
     }
 
     /// `best.safetensors` / `last.safetensors`: the weights under their PyTorch state-dict names.

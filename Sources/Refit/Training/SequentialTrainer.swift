@@ -214,11 +214,3 @@ public final class SequentialTrainer {
 
     var checkpointMetadata: [String: String] { ["model": settings.model.rawValue, "epoch": String(state.epoch)] }
 }
-
-extension RunFolder {
-    /// One next-item evaluation line of metrics.jsonl (hr@K, ndcg@K, mrr@K).
-    public func appendNextItemEvaluation(epoch: Int, split: EvaluationSplit, seconds: Double, metrics: RankingMetrics) throws {
-        try appendMetrics([("kind", .string("eval")), ("epoch", .integer(epoch)), ("split", .string(split.rawValue)),
-                           ("seconds", .number(seconds))] + metrics.nextItemValues.map { ($0.key, .number($0.value)) })
-    }
-}
