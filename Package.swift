@@ -26,6 +26,8 @@ let package = Package(
             dependencies: ["EmbedKernels"],
             path: "Plugins/KernelEmbedder"
         ),
+        // Records the git commit for `refit --version`.
+        .plugin(name: "BuildInfo", capability: .buildTool(), path: "Plugins/BuildInfo"),
         .target(
             name: "RefitCompute",
             dependencies: ["COpenCL"],
@@ -34,10 +36,13 @@ let package = Package(
         .target(name: "Refit", dependencies: ["RefitCompute"]),
         .executableTarget(
             name: "refit",
-            dependencies: ["Refit", "RefitCompute", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Refit", "RefitCompute", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            plugins: ["BuildInfo"]
         ),
         .testTarget(name: "RefitComputeTests", dependencies: ["RefitCompute"]),
         .testTarget(name: "RefitTests", dependencies: ["Refit", "RefitCompute"]),
+        // The command line parsed in-process: flags into settings, refusals, presets.
+        .testTarget(name: "RefitCLITests", dependencies: ["refit", "Refit"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -8,30 +8,41 @@ struct AblateCommand: ParsableCommand {
         commandName: "ablate",
         abstract: "Fine-tune one pre-trained run over a grid of rewards × neighbour kinds × seeds and write a Markdown table (mean ± sd).",
         discussion: """
-        Example:
-          refit ablate --from runs/ml1m --rewards collab-loglik,collab-ndcg,self-loglik --neighbor-kinds user-knn,item-graph --seeds 3
+        Example: three rewards × two teachers × three seeds, from the REINFORCE recipe as first specified:
+          refit ablate --from runs/ml1m --rewards collab-loglik,collab-ndcg,self-loglik \\
+            --neighbor-kinds user-knn,item-graph --seeds 3
         Each cell is a full `refit finetune` run in OUT/REWARD-NEIGHBORS-seedN; the table goes to OUT/ablation.md.
         """)
 
-    @Option(help: ArgumentHelp("The pre-trained run folder.", valueName: "dir"))
-    var from: String
-    @Option(help: ArgumentHelp("Where the runs and the table go.", valueName: "dir"))
-    var out: String = "runs/ablate"
-    @Option(help: ArgumentHelp("Rewards, comma-separated.", valueName: "list"))
-    var rewards: String = "collab-loglik,collab-ndcg,self-loglik"
-    @Option(help: ArgumentHelp("Neighbour kinds, comma-separated.", valueName: "list"))
-    var neighborKinds: String = "user-knn"
-    @Option(parsing: .unconditional, help: "Seeds per cell: 1, 2, … N.")
-    var seeds: Int = 3
+    @OptionGroup(title: "Input") var input: RunInputOptions
+    @OptionGroup(title: "Grid") var grid: GridOptions
     @OptionGroup var options: FinetuneOptions
-    @OptionGroup var device: DeviceOptions
-    @Flag(help: "Replace an existing output folder.")
-    var force = false
-    @Flag(help: "Print only the final table.")
-    var quiet = false
+    @OptionGroup(title: "Device") var device: DeviceOptions
+    @OptionGroup(title: "Output") var output: AblationOutputOptions
+
+    struct GridOptions: ParsableArguments {
+        @Option(help: ArgumentHelp("Rewards, comma-separated.", valueName: "list"))
+        var rewards: String = "collab-loglik,collab-ndcg,self-loglik"
+        @Option(help: ArgumentHelp("Neighbour kinds, comma-separated.", valueName: "list"))
+        var neighborKinds: String = "user-knn"
+        @Option(parsing: .unconditional, help: "Seeds per cell: 1, 2, … N.")
+        var seeds: Int = 3
+    }
+
+    struct AblationOutputOptions: ParsableArguments {
+        @Option(help: ArgumentHelp("Where the runs and the table go (default: a new folder runs/RUN-ablate-TIME).", valueName: "dir"))
+        var out: String?
+        @Flag(inversion: .prefixedNo, help: "Replace an existing output folder (the old one is moved aside, not deleted).")
+        var force = false
+        @Flag(inversion: .prefixedNo, help: "Print only the final table.")
+        var quiet = false
+        @OptionGroup var config: ConfigOption
+    }
 
     func run() throws {
-        let console = Console(quiet: quiet)
+        let console = Console(quiet: output.quiet)
+        let from = try input.path
+        let (rewards, neighborKinds, seeds) = (grid.rewards, grid.neighborKinds, grid.seeds)
         let rewardKinds = try rewards.split(separator: ",").map { name in
             guard let kind = RewardKind(rawValue: String(name)), !kind.isSequential else {
                 throw ValidationError("--rewards: unknown DiffRec reward '\(name)'; use \(RewardKind.allCases.filter { !$0.isSequential }.map(\.rawValue).joined(separator: ", "))")
@@ -54,8 +65,9 @@ struct AblateCommand: ParsableCommand {
         }
         for neighbors in neighborList { for reward in rewardKinds { _ = try recipe(reward, neighbors) } }  // every cell checked before any runs
         let backend = try device.makeBackend()
-        let folder = RunFolder(out)
-        let (lock, movedTo) = try folder.createNew(replacing: force, inputs: [RunFolder(from)])
+        let folder = RunFolder(output.out ?? RunOutputOptions.newFolder("\(URL(fileURLWithPath: from).lastPathComponent)-ablate"))
+        console.note("ablation folder \(folder.path)")
+        let (lock, movedTo) = try folder.createNew(replacing: output.force, inputs: [RunFolder(from)])
         defer { lock.release() }
         if let movedTo { console.note("the ablation that was in \(folder.path) moved to \(movedTo)") }
         // The marker that makes the folder Refit's own, so that --force may replace it later.

@@ -10,34 +10,25 @@ struct BaselinesCommand: ParsableCommand {
         discussion: """
         Example:
           refit baselines --from runs/ml1m
-        Each blend is z(model) + α·z(signal), the scores standardised per user over the items outside their training
-        row, α chosen on validation NDCG@20 from 0.1 to 4. It tells what a ReFiT reward built on that signal
-        (--neighbors user-knn, item-graph or ease) can hope to add: a signal whose best blend does not beat the model
-        on validation has nothing to teach it. The blend is also the optimum that --reward collab-score aims at
-        with --anchor β = 1/α (the EASE row blends EASE's dense scores; the reward uses its top --target-size items,
-        which on ML-1M rank the same).
-        The last four rows bound collab-lift. "lift / β" is x₀_ref + L_u/β, the optimum of the anchored pathwise
-        objective, with 1/β (the α column) chosen on validation from 1 to 100; "last-layer fit" keeps only the
-        least-squares part of L_u/β that the model's last hidden layer can express, which is what fine-tuning can
-        reach without changing the model's features. Every signal reads the training matrix only. About a minute on
-        ML-1M through PoCL.
+        Each blend is z(model) + α·z(signal), the scores standardised per user over the items outside their training row, α chosen on validation NDCG@20 from 0.1 to 4. It tells what a ReFiT reward built on that signal (--neighbors user-knn, item-graph or ease) can hope to add: a signal whose best blend does not beat the model on validation has nothing to teach it. The blend is also the optimum that --reward collab-score aims at with --anchor β = 1/α (the EASE row blends EASE's dense scores; the reward uses its top --target-size items, which on ML-1M rank the same).
+        The last four rows bound collab-lift. "lift / β" is x₀_ref + L_u/β, the optimum of the anchored pathwise objective, with 1/β (the α column) chosen on validation from 1 to 100; "last-layer fit" keeps only the least-squares part of L_u/β that the model's last hidden layer can express, which is what fine-tuning can reach without changing the model's features. Every signal reads the training matrix only. About a minute on ML-1M through PoCL.
         """)
 
-    @Option(help: ArgumentHelp("The DiffRec run folder (its best checkpoint is scored).", valueName: "dir"))
-    var from: String
+    @OptionGroup(title: "Input") var input: RunInputOptions
     @Option(help: "Neighbours per user of user-kNN.")
     var neighborsK = Teacher.defaultNeighbors
     @Option(help: "Items kept in each user-kNN, item-graph and EASE target.")
     var targetSize = TargetSpec().size
     @Option(help: "L2 weight λ of EASE.")
     var easeLambda = Teacher.defaultLambda
-    @OptionGroup var device: DeviceOptions
-    @Flag(help: "Print only the final table.")
+    @OptionGroup(title: "Device") var device: DeviceOptions
+    @Flag(inversion: .prefixedNo, help: "Print only the final table.")
     var quiet = false
-    @Flag(help: "Print the final results as one JSON object.")
+    @Flag(inversion: .prefixedNo, help: "Print the final results as one JSON object.")
     var json = false
 
     func run() throws {
+        let from = try input.path
         try RunFolder(from).requireRun()
         guard !RunFolder(from).isSequential else {
             throw ValidationError("\(from) is a sequential run; `refit eval` prints popularity beside it")

@@ -24,10 +24,10 @@ struct BenchCommand: ParsableCommand {
         @Option(parsing: .unconditional, help: "Batch rows the CPU reference computes (0 skips it).")
         var referenceRows: Int = 8
 
-        @Flag(help: "Do not compare with OpenBLAS.")
-        var noBlas = false
+        @Flag(inversion: .prefixedNo, help: "Compare with OpenBLAS's sgemm, measured in the same run.")
+        var blas = true
 
-        @Flag(help: "Time only 1024³, not DiffRec's shapes.")
+        @Flag(inversion: .prefixedNo, help: "Time only 1024³, not DiffRec's shapes.")
         var cubeOnly = false
 
         func validate() throws {
@@ -40,7 +40,7 @@ struct BenchCommand: ParsableCommand {
             FileHandle.standardError.write(Data("device: \(backend.deviceDescription)\n".utf8))
             let benchmark = LinearBenchmark(
                 shapes: cubeOnly ? [LinearBenchmark.cube] : LinearBenchmark.diffRecML1M + [LinearBenchmark.cube],
-                repeats: repeats, referenceRows: referenceRows, compareWithBLAS: !noBlas)
+                repeats: repeats, referenceRows: referenceRows, compareWithBLAS: blas)
             let report = try benchmark.run(on: backend) { line in
                 FileHandle.standardError.write(Data((line + "\n").utf8))
             }
@@ -55,14 +55,18 @@ struct BenchCommand: ParsableCommand {
             discussion: "For scale, DiffRec's PyTorch code (MKL, AVX-512) on a 2-core CPU of this project's machine kind takes "
                 + "about 1–1.5 s per ML-1M epoch and about 10 s per split's evaluation (docs/finetuning-experiments.md); those are not measured here.")
 
-        @OptionGroup var data: DataOptions
-        @OptionGroup var model: DiffRecOptions
-        @OptionGroup var deviceOptions: DeviceOptions
+        @OptionGroup(title: "Data") var data: DataOptions
+        @Option(help: ArgumentHelp("DiffRec preset (default: demo for builtin data, else ml-1m-clean).", valueName: "name"))
+        var preset: String?
+        @OptionGroup(title: "Training") var training: TrainingOptions
+        @OptionGroup(title: "Diffusion") var diffusion: DiffusionOptions
+        @OptionGroup(title: "DiffRec") var model: DiffRecOptions
+        @OptionGroup(title: "Device") var deviceOptions: DeviceOptions
         @Option(help: "valid or test.")
         var split: EvaluationSplit = .test
         @Option(parsing: .unconditional, help: "Timed repetitions (the best is reported), after one warm-up epoch and evaluation.")
         var repeats: Int = 1
-        @Flag(help: "Print the result as JSON.")
+        @Flag(inversion: .prefixedNo, help: "Print the result as JSON.")
         var json = false
 
         func run() throws {
@@ -70,7 +74,9 @@ struct BenchCommand: ParsableCommand {
             let backend = try deviceOptions.makeBackend()
             let arguments = try data.loaderArguments(seed: 2024)
             let dataset = try DatasetLoader.load(path: arguments.path, format: arguments.format, options: arguments.options)
-            let settings = try model.settings(defaultPreset: arguments.path.hasPrefix("builtin") ? .demo : .ml1mClean)
+            var settings = try model.settings(preset: preset, defaultPreset: arguments.path.hasPrefix("builtin") ? .demo : .ml1mClean,
+                                              training: training, diffusion: diffusion)
+            settings.seed = training.seed
             FileHandle.standardError.write(Data("device: \(backend.deviceDescription)\n".utf8))
             let result = try PretrainBenchmark.run(backend: backend, dataset: dataset, settings: settings, split: split, repetitions: repeats)
             if json {

@@ -1,6 +1,6 @@
 import Foundation
 
-/// `--config FILE` (YAML or JSON): every key is a flag name (`lr: 0.001`, `epochs: 50`, `force: true`).
+/// `--config FILE` (YAML or JSON): every key is a flag name (`lr: 0.001`, `epochs: 50`, `force: true`, `reweight: false`).
 /// The file's options are placed before the command line's, and since a repeated option keeps its last
 /// value, flags on the command line win. The effective settings land in the run's config.json as usual.
 enum ConfigFile {
@@ -39,6 +39,12 @@ enum ConfigFile {
     static func options(fromFile path: String) throws -> (arguments: [String], keys: [String: String]) {
         guard let data = FileManager.default.contents(atPath: path) else { throw Failure(description: "\(path): no such config file") }
         guard let text = String(data: data, encoding: .utf8) else { throw Failure(description: "\(path): not UTF-8 text") }
+        return try options(fromText: text, path: path)
+    }
+
+    /// The options of a config file's text; `path` names it in errors.
+    static func options(fromText text: String, path: String = "the config file") throws -> (arguments: [String], keys: [String: String]) {
+        let data = Data(text.utf8)
         var pairs: [(String, String)] = []
         if text.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("{") {
             guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
@@ -75,8 +81,9 @@ enum ConfigFile {
             let flag = "--" + (key.hasPrefix("--") ? String(key.dropFirst(2)) : key).replacingOccurrences(of: "_", with: "-")
             keys[flag] = key
             switch value.lowercased() {
-            case "true", "yes": arguments.append(flag)
-            case "false", "no": continue
+            // YAML's booleans. Every switch has its --no- form, so false is said, not dropped: it overrides a preset's true.
+            case "true", "yes", "on": arguments.append(flag)
+            case "false", "no", "off": arguments.append("--no-" + flag.dropFirst(2))
             default: arguments += [flag, value]
             }
         }

@@ -37,12 +37,33 @@ struct DataOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "Text files: whether the first line is a header (default: detected).")
     var header: Bool?
 
+    var given: [String] {
+        [(data != nil, "--data"), (format != .auto, "--format"), (minRating != nil, "--min-rating"), (kCore != nil, "--k-core"),
+         (split != nil, "--split"), (columns != nil, "--columns"), (separator != nil, "--separator"), (header != nil, "--header")]
+            .filter(\.0).map(\.1)
+    }
+
+    /// A short name of the dataset for a run folder's default name: `builtin:demo` → demo, `…/ml-1m.ratings.tsv` →
+    /// ml-1m, a DiffRec split folder `…/diffrec-ml-1m/clean` → diffrec-ml-1m-clean.
+    var name: String { Self.name(of: path) }
+
+    static func name(of path: String) -> String {
+        if path.hasPrefix("builtin:") { return String(path.dropFirst("builtin:".count)) }
+        let url = URL(fileURLWithPath: path)
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+            let parent = url.deletingLastPathComponent().lastPathComponent
+            return parent.isEmpty || parent == "/" || parent == "." ? url.lastPathComponent : "\(parent)-\(url.lastPathComponent)"
+        }
+        return String(url.lastPathComponent.split(separator: ".").first ?? "data")
+    }
+
     /// What `DatasetLoader.load` needs, with `seed` driving the random split and built-in data.
     func loaderArguments(seed: UInt64) throws -> (path: String, format: DataFormat, options: DatasetOptions) {
         var options = DatasetOptions()
         options.seed = seed
         if let minRating {
-            if ["none", "all", "off"].contains(minRating.lowercased()) {
+            if ["none", "all"].contains(minRating.lowercased()) {
                 options.minRating = nil
             } else if let value = Float(minRating), value.isFinite {
                 options.minRating = value
@@ -96,10 +117,10 @@ struct DataCommand: ParsableCommand {
         @Option(parsing: .unconditional, help: "Seed of the random split and of built-in data.")
         var seed: UInt64 = 2024
 
-        @Flag(help: "Print the statistics and fingerprint as JSON.")
+        @Flag(inversion: .prefixedNo, help: "Print the statistics and fingerprint as JSON.")
         var json = false
 
-        @Flag(help: "The sequential scenario: time-ordered sequences, leave-one-out (by default every rating counts and users and items are 5-core).")
+        @Flag(inversion: .prefixedNo, help: "The sequential scenario: time-ordered sequences, leave-one-out (by default every rating counts and users and items are 5-core).")
         var sequential = false
 
         @Option(parsing: .unconditional, help: "With --sequential: items of history before each target, L (default: 10).")
@@ -143,7 +164,7 @@ struct DataCommand: ParsableCommand {
         @Option(help: ArgumentHelp("The folder to create (required).", valueName: "dir"))
         var out: String
 
-        @Flag(help: "Replace the folder if it exists (default: refuse).")
+        @Flag(inversion: .prefixedNo, help: "Replace the folder if it exists (default: refuse).")
         var force = false
 
         func run() throws {

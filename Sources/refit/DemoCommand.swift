@@ -12,7 +12,7 @@ struct DemoCommand: ParsableCommand {
     @OptionGroup var device: DeviceOptions
     @Option(help: ArgumentHelp("Where the two runs go; an existing folder gets a numbered sibling instead.", valueName: "dir"))
     var out: String = "runs/demo"
-    @Flag(help: "Print only the final table.")
+    @Flag(inversion: .prefixedNo, help: "Print only the final table.")
     var quiet = false
 
     func run() throws {

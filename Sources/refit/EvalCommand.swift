@@ -10,29 +10,44 @@ struct EvalCommand: ParsableCommand {
         commandName: "eval",
         abstract: "Evaluate a run's best checkpoint: full ranking, seen items masked (train for valid; train+valid for test).")
 
-    @Option(help: ArgumentHelp("The run folder (runs/NAME).", valueName: "dir"))
-    var checkpoint: String
+    @OptionGroup(title: "Input") var input: RunInputOptions
     @Option(help: "valid or test.")
     var split: EvaluationSplit = .test
     @Option(help: ArgumentHelp("Cut-offs K, comma-separated.", valueName: "list"))
     var k: String = "10,20,50,100"
     @Option(help: ArgumentHelp("Checkpoint file in the run folder.", valueName: "file"))
     var weights: String = "best.safetensors"
-    @OptionGroup var device: DeviceOptions
-    @Flag(help: "Print one JSON object, as in metrics.jsonl.")
+    @Flag(inversion: .prefixedNo, help: "Print one JSON object, as in metrics.jsonl.")
     var json = false
+    @OptionGroup(title: "DreamRec runs") var sampler: SamplerOptions
+    @OptionGroup(title: "Device") var device: DeviceOptions
 
-    @Option(parsing: .unconditional, help: "Sequential runs (DreamRec): guidance strength w at sampling (default: the run's).")
-    var guidance: Float?
-    @Option(parsing: .unconditional, help: "Sequential runs (DreamRec): sampler steps, all T or fewer strided DDIM steps (default: the run's).")
-    var samplingSteps: Int?
-    @Option(parsing: .unconditional, help: "Sequential runs (DreamRec): score the mean of N sampled x̂₀ instead of one draw (default: 1).")
-    var samples: Int = 1
+    /// How a DreamRec run samples at evaluation; its own settings unless given.
+    struct SamplerOptions: ParsableArguments {
+        @Option(parsing: .unconditional, help: "Guidance strength w at sampling (default: the run's).")
+        var guidance: Float?
+        @Option(parsing: .unconditional, help: "Sampler steps, all T or fewer strided DDIM steps (default: the run's).")
+        var samplingSteps: Int?
+        @Option(parsing: .unconditional, help: "Score the mean of N sampled x̂₀ instead of one draw (default: 1).")
+        var samples: Int?
+
+        var given: [String] {
+            [(guidance != nil, "--guidance"), (samplingSteps != nil, "--sampling-steps"), (samples != nil, "--samples")].filter(\.0).map(\.1)
+        }
+    }
+
+    var checkpoint: String { get throws { try input.path } }
 
     func run() throws {
         let cutoffs = try parseCutoffs(k)
+        let checkpoint = try self.checkpoint
+        let model = RunFolder(checkpoint).isSequential
+            ? try RunFolder(checkpoint).readJSON(SequentialRunConfiguration.self, from: "config.json").model : nil
+        if model != .dreamrec {
+            try refuse(sampler.given, belongTo: "DreamRec's sampler", run: "\(checkpoint) is a \(model?.rawValue ?? "diffrec") run")
+        }
         let backend = try device.makeBackend()
-        if RunFolder(checkpoint).isSequential { return try runSequential(cutoffs: cutoffs, backend: backend) }
+        if model != nil { return try runSequential(cutoffs: cutoffs, backend: backend) }
         let run = try TrainedRun(RunFolder(checkpoint), backend: backend, weights: weights)
         let evaluator = try TopKEvaluator(backend: backend, dataset: run.dataset, batchSize: run.configuration.diffrec.batchSize, cutoffs: cutoffs)
         let started = Date()
@@ -55,11 +70,13 @@ extension EvalCommand {
     /// Next-item evaluation of a SASRec or DreamRec run: HR@K and NDCG@K, history masked, every user with a
     /// held-out item counted; popularity beside it.
     func runSequential(cutoffs: [Int], backend: any Backend) throws {
+        let checkpoint = try self.checkpoint
         let folder = RunFolder(checkpoint)
         let run = try TrainedSequentialRun(folder, backend: backend, weights: weights) { settings in
-            if let guidance { settings.guidance = guidance }
-            if let samplingSteps { settings.samplingSteps = samplingSteps }
+            if let guidance = sampler.guidance { settings.guidance = guidance }
+            if let samplingSteps = sampler.samplingSteps { settings.samplingSteps = samplingSteps }
         }
+        let samples = sampler.samples ?? 1
         let evaluator = try SequentialEvaluator(backend: backend, dataset: run.dataset, historyLength: run.configuration.sequential.historyLength,
                                                 cutoffs: cutoffs)
         let started = Date()

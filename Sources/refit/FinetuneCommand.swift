@@ -10,70 +10,14 @@ extension EstimatorKind: ExpressibleByArgument {}
 extension FinetunePreset: ExpressibleByArgument {}
 extension TrainedLayers: ExpressibleByArgument {}
 
-/// The ReFiT options shared by `finetune`, `ablate` and `demo`: each flag is declared once here and applied once in
-/// `settings`, onto the recipe of `--preset` (or the command's default). A flag belongs to one part of the typed
-/// recipe (the reward, the targets, one estimator); given where that part is not in the recipe, it is refused.
+/// The ReFiT options shared by `finetune` and `ablate`, one group per part of the typed recipe: each flag is declared
+/// once and applied once, by its group, onto the recipe of `--preset` (or the command's default). A flag whose part
+/// is not in the recipe (the other estimator's, another reward's) is refused in one line, not ignored.
 struct FinetuneOptions: ParsableArguments {
-    @Option(help: "DiffRec runs: the recipe the other flags override (default: ease-score for finetune, design for ablate). ease-score is the best design measured on ML-1M: --reward collab-score --neighbors ease --estimator pathwise --anchor 1 --focus 50 --pathwise-steps 1 --lr 1e-4 --epochs 8 --user-fraction 0.5. design is the method as first specified: REINFORCE, collab-loglik, user-knn, lr 1e-5, 5 epochs, every user. A flag's default below is the same in every recipe unless it names them. ease-lift is the design before ease-score: --reward collab-lift --neighbors ease --estimator pathwise --anchor 0.03 --anchor-unseen-only --lr 3e-5 --epochs 4 --user-fraction 0.25. demo is ease-score with --neighbors user-knn --anchor 2 --epochs 16, what refit demo runs.")
-    var preset: FinetunePreset?
-    @Option(help: "Reward. DiffRec runs: collab-loglik, collab-lift (collab-loglik without the popularity direction), collab-score (the target standardised per user: anchored at β, its optimum is the blend z(model) + z(target)/β), collab-ndcg, self-loglik or mixed (ease-score: collab-score; design: collab-loglik). DreamRec runs: seq-loglik or seq-collab (default: seq-loglik).")
-    var reward: RewardKind?
-    @Option(help: "Collaborative targets from: user-knn, item-graph, or ease (an item–item regression) (ease-score: ease; design: user-knn).")
-    var neighbors: TeacherKind?
-    @Option(parsing: .unconditional, help: "Neighbours per user for user-knn (default: 50).")
-    var neighborsK: Int?
-    @Option(parsing: .unconditional, help: "L2 weight λ of --neighbors ease (default: 1000).")
-    var easeLambda: Double?
-    @Option(parsing: .unconditional, help: "Items kept in each user's collaborative target; for seq-collab, the followers of the last item kept (default: 100).")
-    var targetSize: Int?
-    @Option(parsing: .unconditional, help: "Softmax temperature τ of the log-likelihood rewards (default: 1).")
-    var temperature: Float?
-    @Option(parsing: .unconditional, help: "K of the collab-ndcg reward (default: 20).")
-    var ndcgK: Int?
-    @Option(parsing: .unconditional, help: "Weight α of the self reward in mixed, and of the own next item in seq-collab (default: 0.5).")
-    var mixWeight: Float?
-    @Option(parsing: .unconditional, help: "REINFORCE: rollouts per user, G (default: 4).")
-    var rollouts: Int?
-    @Option(parsing: .unconditional, help: "Users per policy update (default: 128; DreamRec runs 64).")
-    var usersPerBatch: Int?
-    @Option(parsing: .unconditional, help: "REINFORCE on DiffRec runs: exploration scale η, the policy's std is η·σ̃_t (default: 1).")
-    var explorationScale: Float?
-    @Option(help: "REINFORCE on DiffRec runs: explored dimensions, all items or only each user's collaborative-target items (default: all).")
-    var explore: ExplorationKind?
-    @Option(parsing: .unconditional, help: "REINFORCE: fraction of the noisy steps trained on per update (default: 0.25).")
-    var stepFraction: Double?
-    @Option(help: "Gradient estimator: reinforce (G stochastic rollouts per user) or pathwise (backpropagate a differentiable reward through the noise-free chain; DiffRec runs) (ease-score: pathwise; design: reinforce).")
-    var estimator: EstimatorKind?
-    @Option(parsing: .unconditional, help: "Pathwise: reverse steps the gradient flows through, counted from the last; 0 is all (ease-score: 1; design: 0).")
-    var pathwiseSteps: Int?
-    @Option(parsing: .unconditional, help: "Pathwise: β of the anchor β·½‖x₀ − x₀_ref‖² to the pre-trained model's output; 0 is none (ease-score: 1; design: 0).")
-    var anchor: Float?
-    @Flag(inversion: .prefixedNo, help: "Pathwise: anchor only the items outside each user's training row, the ones a ranking sees (default: off).")
-    var anchorUnseenOnly: Bool?
-    @Option(parsing: .unconditional, help: "Pathwise, anchored: apply the reward and the anchor only to each user's unseen items in the top K of the pre-trained scores or of the anchored optimum x₀_ref + ∇r/β; 0 is every item (ease-score: 50; design: 0).")
-    var focus: Int?
-    @Option(help: "DiffRec runs: layers fine-tuning updates, all, or only the output layer, keeping the pre-trained features (default: all).")
-    var trainLayers: TrainedLayers?
-    @Option(parsing: .unconditional, help: "REINFORCE: PPO epochs over each batch of rollouts; 0 is REINFORCE (default: 0).")
-    var ppoEpochs: Int?
-    @Option(parsing: .unconditional, help: "REINFORCE with --ppo-epochs: PPO clip range ε (default: 0.2).")
-    var clipRange: Float?
-    @Option(parsing: .unconditional, help: "REINFORCE: KL penalty β towards the frozen pre-trained model; 0 is none (default: 0).")
-    var klCoef: Float?
-    @Option(name: .customLong("lr"), parsing: .unconditional, help: "Learning rate of AdamW (ease-score: 1e-4; design: 1e-5; DreamRec runs 3e-5).")
-    var learningRate: Float?
-    @Option(parsing: .unconditional, help: "Gradient-norm clip (default: 1).")
-    var maxGradNorm: Float?
-    @Option(parsing: .unconditional, help: "Decoupled weight decay of AdamW (default: 0).")
-    var weightDecay: Float?
-    @Option(parsing: .unconditional, help: "REINFORCE: advantage clip (default: 5).")
-    var advantageClip: Float?
-    @Option(parsing: .unconditional, help: "Fine-tuning epochs (ease-score: 8; design: 5).")
-    var epochs: Int?
-    @Option(parsing: .unconditional, help: "Share of training users per epoch, in (0, 1] (ease-score: 0.5; design: 1).")
-    var userFraction: Double?
-    @Option(parsing: .unconditional, help: "Seed of the rollouts and shuffling (default: 1).")
-    var seed: UInt64?
+    @OptionGroup(title: "Fine-tuning") var recipe: RecipeOptions
+    @OptionGroup(title: "Reward and collaborative targets") var signal: SignalOptions
+    @OptionGroup(title: "REINFORCE estimator") var reinforce: ReinforceOptions
+    @OptionGroup(title: "Pathwise estimator (DiffRec runs)") var pathwise: PathwiseOptions
 
     /// The flag of each setting a range error names.
     static func flag(_ setting: SettingError.Setting) -> String {
@@ -110,10 +54,27 @@ struct FinetuneOptions: ParsableArguments {
     /// `--reward` and `--neighbors` (an ablation's grid).
     func settings(sequential: Bool = false, defaultPreset: FinetunePreset = .diffRecDefault, reward: RewardKind? = nil,
                   neighbors: TeacherKind? = nil) throws -> FinetuneSettings {
+        let preset = recipe.preset
         if sequential, let preset { throw ValidationError("--preset \(preset.rawValue) is for DiffRec runs; this is a sequential run") }
         let base = sequential ? FinetuneSettings.sequential : (preset ?? defaultPreset).settings
         do {
-            let s = try applied(to: base, reward: reward ?? self.reward, neighbors: neighbors ?? self.neighbors)
+            var s = base
+            try signal.apply(to: &s, reward: reward ?? signal.reward, neighbors: neighbors ?? signal.neighbors)
+            if let estimator = recipe.estimator, estimator != s.estimator.kind { s.estimator = estimator.defaultSpec }
+            switch s.estimator {
+            case .reinforce(var r):
+                try refuse(pathwise.given, belongTo: "the pathwise estimator", run: "this recipe uses REINFORCE (--estimator pathwise; REINFORCE has --kl-coef)")
+                try reinforce.apply(to: &r)
+                s.estimator = .reinforce(r)
+            case .pathwise(var p):
+                guard s.reward.isDifferentiable else {
+                    throw ValidationError("--estimator pathwise is for DiffRec runs with a differentiable reward (collab-loglik, collab-lift, collab-score, self-loglik or mixed), not \(s.reward.kind.rawValue)")
+                }
+                try refuse(reinforce.given, belongTo: "the REINFORCE estimator", run: "--estimator pathwise follows the noise-free chain and samples nothing")
+                try pathwise.apply(to: &p)
+                s.estimator = .pathwise(p)
+            }
+            recipe.apply(to: &s)
             do { try s.validate() } catch { throw ValidationError("\(Self.flag(error.setting)) \(error.requirement)") }
             return s
         } catch let error as ValidationError {
@@ -123,11 +84,75 @@ struct FinetuneOptions: ParsableArguments {
         }
     }
 
-    /// `base` with every given flag applied to the part of the recipe it belongs to.
-    private func applied(to base: FinetuneSettings, reward: RewardKind?, neighbors: TeacherKind?) throws -> FinetuneSettings {
-        var s = base
-        func refuse(_ given: Bool, _ flag: String, _ reason: String) throws { if given { throw ValidationError("\(flag) \(reason)") } }
+    /// Every setting of a recipe, as the flags that set it (what `refit presets` prints).
+    static func flags(of s: FinetuneSettings) -> [(String, String)] {
+        RecipeOptions.flags(of: s) + SignalOptions.flags(of: s)
+            + { switch s.estimator { case .reinforce(let r): ReinforceOptions.flags(of: r); case .pathwise(let p): PathwiseOptions.flags(of: p) } }()
+    }
+}
 
+/// What every recipe has: its name, the estimator, how long and on whom it trains, and the optimiser.
+struct RecipeOptions: ParsableArguments {
+    @Option(help: "DiffRec runs: the recipe the other flags override (default: ease-score for finetune, design for ablate). ease-score is the best design measured on ML-1M (pathwise, collab-score reward from an EASE teacher, anchored); design is the method as first specified (REINFORCE, collab-loglik, user-knn); ease-lift is the design before ease-score; demo is what refit demo runs. `refit presets` lists every value each one sets. A flag's default below is the same in every recipe unless it names them.")
+    var preset: FinetunePreset?
+    @Option(help: "Gradient estimator: reinforce (G stochastic rollouts per user) or pathwise (backpropagate a differentiable reward through the noise-free chain; DiffRec runs) (ease-score: pathwise; design: reinforce).")
+    var estimator: EstimatorKind?
+    @Option(parsing: .unconditional, help: "Fine-tuning epochs (ease-score: 8; design: 5).")
+    var epochs: Int?
+    @Option(parsing: .unconditional, help: "Share of training users per epoch, in (0, 1] (ease-score: 0.5; design: 1).")
+    var userFraction: Double?
+    @Option(parsing: .unconditional, help: "Users per policy update (default: 128; DreamRec runs 64).")
+    var usersPerBatch: Int?
+    @Option(help: "DiffRec runs: layers fine-tuning updates, all, or only the output layer, keeping the pre-trained features (default: all).")
+    var trainLayers: TrainedLayers?
+    @Option(name: .customLong("lr"), parsing: .unconditional, help: "Learning rate of AdamW (ease-score: 1e-4; design: 1e-5; DreamRec runs 3e-5).")
+    var learningRate: Float?
+    @Option(parsing: .unconditional, help: "Gradient-norm clip (default: 1).")
+    var maxGradNorm: Float?
+    @Option(parsing: .unconditional, help: "Decoupled weight decay of AdamW (default: 0).")
+    var weightDecay: Float?
+    @Option(parsing: .unconditional, help: "Seed of the rollouts and shuffling (default: 1).")
+    var seed: UInt64?
+
+    func apply(to s: inout FinetuneSettings) {
+        if let learningRate { s.optimizer.learningRate = learningRate }
+        if let maxGradNorm { s.optimizer.maxGradientNorm = maxGradNorm }
+        if let weightDecay { s.optimizer.weightDecay = weightDecay }
+        if let trainLayers { s.trainedLayers = trainLayers }
+        if let usersPerBatch { s.usersPerBatch = usersPerBatch }
+        if let epochs { s.epochs = epochs }
+        if let userFraction { s.userFraction = userFraction }
+        if let seed { s.seed = seed }
+    }
+
+    static func flags(of s: FinetuneSettings) -> [(String, String)] {
+        [("--estimator", s.estimator.kind.rawValue), ("--epochs", "\(s.epochs)"), ("--user-fraction", "\(s.userFraction)"),
+         ("--users-per-batch", "\(s.usersPerBatch)"), ("--train-layers", s.trainedLayers.rawValue), ("--lr", "\(s.optimizer.learningRate)"),
+         ("--max-grad-norm", "\(s.optimizer.maxGradientNorm)"), ("--weight-decay", "\(s.optimizer.weightDecay)")]
+    }
+}
+
+/// The reward and the collaborative targets (the teacher) it is built from.
+struct SignalOptions: ParsableArguments {
+    @Option(help: "Reward. DiffRec runs: collab-loglik, collab-lift (collab-loglik without the popularity direction), collab-score (the target standardised per user: anchored at β, its optimum is the blend z(model) + z(target)/β), collab-ndcg, self-loglik or mixed (ease-score: collab-score; design: collab-loglik). DreamRec runs: seq-loglik or seq-collab (default: seq-loglik).")
+    var reward: RewardKind?
+    @Option(parsing: .unconditional, help: "Softmax temperature τ of the log-likelihood rewards (default: 1).")
+    var temperature: Float?
+    @Option(parsing: .unconditional, help: "K of the collab-ndcg reward (default: 20).")
+    var ndcgK: Int?
+    @Option(parsing: .unconditional, help: "Weight α of the self reward in mixed, and of the own next item in seq-collab (default: 0.5).")
+    var mixWeight: Float?
+    @Option(help: "Collaborative targets from: user-knn, item-graph, or ease (an item–item regression) (ease-score: ease; design: user-knn).")
+    var neighbors: TeacherKind?
+    @Option(parsing: .unconditional, help: "Neighbours per user for user-knn (default: 50).")
+    var neighborsK: Int?
+    @Option(parsing: .unconditional, help: "L2 weight λ of --neighbors ease (default: 1000).")
+    var easeLambda: Double?
+    @Option(parsing: .unconditional, help: "Items kept in each user's collaborative target; for seq-collab, the followers of the last item kept (default: 100).")
+    var targetSize: Int?
+
+    /// `reward` and `neighbors` stand for `--reward` and `--neighbors` (an ablation's grid passes its cell's).
+    func apply(to s: inout FinetuneSettings, reward: RewardKind?, neighbors: TeacherKind?) throws {
         if let reward, reward != s.reward.kind { s.reward = reward.defaultSpec }
         switch s.reward {
         case .collabLoglik(let t): s.reward = .collabLoglik(temperature: temperature ?? t)
@@ -141,80 +166,136 @@ struct FinetuneOptions: ParsableArguments {
         case .collabScore: break
         }
         let kind = s.reward.kind
-        try refuse(ndcgK != nil && kind != .collabNDCG, "--ndcg-k", "is the cut-off of --reward collab-ndcg")
-        try refuse(mixWeight != nil && kind != .mixed && kind != .seqCollab, "--mix-weight", "applies to --reward mixed and seq-collab")
-        try refuse(temperature != nil && [.collabNDCG, .collabScore].contains(kind), "--temperature", "applies to the log-likelihood rewards, not \(kind.rawValue)")
-
+        if ndcgK != nil && kind != .collabNDCG { throw ValidationError("--ndcg-k is the cut-off of --reward collab-ndcg") }
+        if mixWeight != nil && kind != .mixed && kind != .seqCollab { throw ValidationError("--mix-weight applies to --reward mixed and seq-collab") }
+        if temperature != nil && [.collabNDCG, .collabScore].contains(kind) {
+            throw ValidationError("--temperature applies to the log-likelihood rewards, not \(kind.rawValue)")
+        }
         if let neighbors, neighbors != s.targets.teacher.kind { s.targets.teacher = neighbors.defaultTeacher }
         switch s.targets.teacher {
         case .userKNN(let k): s.targets.teacher = .userKNN(neighbors: neighborsK ?? k)
         case .ease(let lambda): s.targets.teacher = .ease(lambda: easeLambda ?? lambda)
         case .itemGraph: break
         }
-        try refuse(neighborsK != nil && s.targets.teacher.kind != .userKNN, "--neighbors-k", "applies to --neighbors user-knn")
-        try refuse(easeLambda != nil && s.targets.teacher.kind != .ease, "--ease-lambda", "applies to --neighbors ease")
+        if neighborsK != nil && s.targets.teacher.kind != .userKNN { throw ValidationError("--neighbors-k applies to --neighbors user-knn") }
+        if easeLambda != nil && s.targets.teacher.kind != .ease { throw ValidationError("--ease-lambda applies to --neighbors ease") }
         if let targetSize { s.targets.size = targetSize }
+    }
 
-        if let estimator, estimator != s.estimator.kind { s.estimator = estimator.defaultSpec }
-        switch s.estimator {
-        case .reinforce(var r):
-            let pathwiseOnly = "applies to --estimator pathwise (REINFORCE has --kl-coef)"
-            try refuse((anchor ?? 0) != 0, "--anchor", pathwiseOnly)
-            try refuse(anchorUnseenOnly == true, "--anchor-unseen-only", pathwiseOnly)
-            try refuse((focus ?? 0) != 0, "--focus", pathwiseOnly)
-            try refuse((pathwiseSteps ?? 0) != 0, "--pathwise-steps", pathwiseOnly)
-            if let rollouts { r.rollouts = rollouts }
-            if let explorationScale { r.exploration.scale = explorationScale }
-            if let explore { r.exploration.dimensions = explore }
-            if let stepFraction { r.stepFraction = stepFraction }
-            if let ppoEpochs { r.ppo = ppoEpochs == 0 ? nil : PPOSettings(epochs: ppoEpochs, clipRange: r.ppo?.clipRange ?? 0.2) }
-            if let clipRange {
-                guard r.ppo != nil else { throw ValidationError("--clip-range applies with --ppo-epochs") }
-                r.ppo?.clipRange = clipRange
-            }
-            if let klCoef { r.klCoefficient = klCoef == 0 ? nil : klCoef }
-            if let advantageClip { r.advantageClip = advantageClip }
-            s.estimator = .reinforce(r)
-        case .pathwise(var p):
-            guard s.reward.isDifferentiable else {
-                throw ValidationError("--estimator pathwise is for DiffRec runs with a differentiable reward (collab-loglik, collab-lift, collab-score, self-loglik or mixed), not \(kind.rawValue)")
-            }
-            let sampled = "does not apply: --estimator pathwise follows the noise-free chain"
-            for (given, flag) in [(rollouts != nil, "--rollouts"), (explorationScale != nil, "--exploration-scale"), (explore != nil, "--explore"),
-                                  (stepFraction != nil, "--step-fraction"), ((ppoEpochs ?? 0) != 0, "--ppo-epochs"), (clipRange != nil, "--clip-range"),
-                                  ((klCoef ?? 0) != 0, "--kl-coef"), (advantageClip != nil, "--advantage-clip")] {
-                try refuse(given, flag, sampled)
-            }
-            if let pathwiseSteps { p.steps = pathwiseSteps == 0 ? nil : pathwiseSteps }
-            // The anchor's scope as the two flags that set it: a focus wins over unseen-only.
-            var weight = p.anchor?.weight ?? 0, focusItems = 0, unseenOnly = false
-            switch p.anchor?.scope {
-            case .focus(let items)?: focusItems = items
-            case .unseen?: unseenOnly = true
-            case .all?, nil: break
-            }
-            weight = anchor ?? weight
-            focusItems = focus ?? focusItems
-            unseenOnly = anchorUnseenOnly ?? unseenOnly
-            if weight == 0 {
-                try refuse(focusItems != 0, "--focus", "needs --anchor: its items include the top of the anchored optimum x₀_ref + ∇r/β")
-                try refuse(unseenOnly, "--anchor-unseen-only", "needs --anchor")
-                p.anchor = nil
-            } else {
-                p.anchor = Anchor(weight: weight, scope: focusItems != 0 ? .focus(items: focusItems) : unseenOnly ? .unseen : .all)
-            }
-            s.estimator = .pathwise(p)
+    static func flags(of s: FinetuneSettings) -> [(String, String)] {
+        var flags = [("--reward", s.reward.kind.rawValue)]
+        switch s.reward {
+        case .collabLoglik(let t), .collabLift(let t), .selfLoglik(let t), .seqLoglik(let t): flags.append(("--temperature", "\(t)"))
+        case .mixed(let weight, let t): flags += [("--mix-weight", "\(weight)"), ("--temperature", "\(t)")]
+        case .seqCollab(let weight, let t, _): flags += [("--mix-weight", "\(weight)"), ("--temperature", "\(t)")]
+        case .collabNDCG(let cutoff): flags.append(("--ndcg-k", "\(cutoff)"))
+        case .collabScore: break
         }
+        if case .seqCollab(_, _, let followers) = s.reward { return flags + [("--target-size", "\(followers)")] }
+        if s.reward.kind.isSequential { return flags }
+        flags.append(("--neighbors", s.targets.teacher.kind.rawValue))
+        switch s.targets.teacher {
+        case .userKNN(let k): flags.append(("--neighbors-k", "\(k)"))
+        case .ease(let lambda): flags.append(("--ease-lambda", "\(lambda)"))
+        case .itemGraph: break
+        }
+        return flags + [("--target-size", "\(s.targets.size)")]
+    }
+}
 
-        if let learningRate { s.optimizer.learningRate = learningRate }
-        if let maxGradNorm { s.optimizer.maxGradientNorm = maxGradNorm }
-        if let weightDecay { s.optimizer.weightDecay = weightDecay }
-        if let trainLayers { s.trainedLayers = trainLayers }
-        if let usersPerBatch { s.usersPerBatch = usersPerBatch }
-        if let epochs { s.epochs = epochs }
-        if let userFraction { s.userFraction = userFraction }
-        if let seed { s.seed = seed }
-        return s
+/// REINFORCE's rollouts, exploration, PPO and penalties.
+struct ReinforceOptions: ParsableArguments {
+    @Option(parsing: .unconditional, help: "Rollouts per user, G (default: 4).")
+    var rollouts: Int?
+    @Option(parsing: .unconditional, help: "Exploration scale η: the policy's std is η·σ̃_t (default: 1).")
+    var explorationScale: Float?
+    @Option(help: "DiffRec runs: explored dimensions, all items or only each user's collaborative-target items (default: all).")
+    var explore: ExplorationKind?
+    @Option(parsing: .unconditional, help: "Fraction of the noisy steps trained on per update (default: 0.25).")
+    var stepFraction: Double?
+    @Option(parsing: .unconditional, help: "PPO epochs over each batch of rollouts; 0 is plain REINFORCE (default: 0).")
+    var ppoEpochs: Int?
+    @Option(parsing: .unconditional, help: "With --ppo-epochs: PPO clip range ε (default: 0.2).")
+    var clipRange: Float?
+    @Option(parsing: .unconditional, help: "KL penalty β towards the frozen pre-trained model; 0 is none (default: 0).")
+    var klCoef: Float?
+    @Option(parsing: .unconditional, help: "Advantage clip (default: 5).")
+    var advantageClip: Float?
+
+    var given: [String] {
+        [(rollouts != nil, "--rollouts"), (explorationScale != nil, "--exploration-scale"), (explore != nil, "--explore"),
+         (stepFraction != nil, "--step-fraction"), ((ppoEpochs ?? 0) != 0, "--ppo-epochs"), (clipRange != nil, "--clip-range"),
+         ((klCoef ?? 0) != 0, "--kl-coef"), (advantageClip != nil, "--advantage-clip")].filter(\.0).map(\.1)
+    }
+
+    func apply(to r: inout ReinforceSettings) throws {
+        if let rollouts { r.rollouts = rollouts }
+        if let explorationScale { r.exploration.scale = explorationScale }
+        if let explore { r.exploration.dimensions = explore }
+        if let stepFraction { r.stepFraction = stepFraction }
+        if let ppoEpochs { r.ppo = ppoEpochs == 0 ? nil : PPOSettings(epochs: ppoEpochs, clipRange: r.ppo?.clipRange ?? 0.2) }
+        if let clipRange {
+            guard r.ppo != nil else { throw ValidationError("--clip-range applies with --ppo-epochs") }
+            r.ppo?.clipRange = clipRange
+        }
+        if let klCoef { r.klCoefficient = klCoef == 0 ? nil : klCoef }
+        if let advantageClip { r.advantageClip = advantageClip }
+    }
+
+    static func flags(of r: ReinforceSettings) -> [(String, String)] {
+        [("--rollouts", "\(r.rollouts)"), ("--exploration-scale", "\(r.exploration.scale)"), ("--explore", r.exploration.dimensions.rawValue),
+         ("--step-fraction", "\(r.stepFraction)"), ("--ppo-epochs", "\(r.ppo?.epochs ?? 0)")] + (r.ppo.map { [("--clip-range", "\($0.clipRange)")] } ?? [])
+            + [("--kl-coef", "\(r.klCoefficient ?? 0)"), ("--advantage-clip", "\(r.advantageClip)")]
+    }
+}
+
+/// The pathwise estimator's truncation and its anchor to the pre-trained model.
+struct PathwiseOptions: ParsableArguments {
+    @Option(parsing: .unconditional, help: "Reverse steps the gradient flows through, counted from the last; 0 is all (ease-score: 1; design: 0).")
+    var pathwiseSteps: Int?
+    @Option(parsing: .unconditional, help: "β of the anchor β·½‖x₀ − x₀_ref‖² to the pre-trained model's output; 0 is none (ease-score: 1; design: 0).")
+    var anchor: Float?
+    @Flag(inversion: .prefixedNo, help: "Anchor only the items outside each user's training row, the ones a ranking sees (default: off).")
+    var anchorUnseenOnly: Bool?
+    @Option(parsing: .unconditional, help: "With --anchor: apply the reward and the anchor only to each user's unseen items in the top K of the pre-trained scores or of the anchored optimum x₀_ref + ∇r/β; 0 is every item (ease-score: 50; design: 0).")
+    var focus: Int?
+
+    var given: [String] {
+        [((anchor ?? 0) != 0, "--anchor"), (anchorUnseenOnly == true, "--anchor-unseen-only"), ((focus ?? 0) != 0, "--focus"),
+         ((pathwiseSteps ?? 0) != 0, "--pathwise-steps")].filter(\.0).map(\.1)
+    }
+
+    func apply(to p: inout PathwiseSettings) throws {
+        if let pathwiseSteps { p.steps = pathwiseSteps == 0 ? nil : pathwiseSteps }
+        // The anchor's scope as the two flags that set it: a focus wins over unseen-only.
+        var weight = p.anchor?.weight ?? 0, focusItems = 0, unseenOnly = false
+        switch p.anchor?.scope {
+        case .focus(let items)?: focusItems = items
+        case .unseen?: unseenOnly = true
+        case .all?, nil: break
+        }
+        weight = anchor ?? weight
+        focusItems = focus ?? focusItems
+        unseenOnly = anchorUnseenOnly ?? unseenOnly
+        if weight == 0 {
+            if focusItems != 0 { throw ValidationError("--focus needs --anchor: its items include the top of the anchored optimum x₀_ref + ∇r/β") }
+            if unseenOnly { throw ValidationError("--anchor-unseen-only needs --anchor") }
+            p.anchor = nil
+        } else {
+            p.anchor = Anchor(weight: weight, scope: focusItems != 0 ? .focus(items: focusItems) : unseenOnly ? .unseen : .all)
+        }
+    }
+
+    static func flags(of p: PathwiseSettings) -> [(String, String)] {
+        // Both scope flags always: a recipe's focus or unseen-only would otherwise survive under another's flags.
+        var focus = 0, unseenOnly = false
+        switch p.anchor?.scope {
+        case .focus(let items)?: focus = items
+        case .unseen?: unseenOnly = true
+        case .all?, nil: break
+        }
+        return [("--pathwise-steps", "\(p.steps ?? 0)"), ("--anchor", "\(p.anchor?.weight ?? 0)"),
+                ("--anchor-unseen-only", unseenOnly ? "on" : "off"), ("--focus", "\(focus)")]
     }
 }
 
@@ -223,42 +304,39 @@ struct FinetuneCommand: ParsableCommand {
         commandName: "finetune",
         abstract: "Fine-tune a pre-trained DiffRec or DreamRec run with ReFiT (policy gradients on the denoising chain).",
         discussion: """
-        Example:
-          refit finetune --from runs/ml1m --out runs/ml1m-refit   (a DiffRec run: the ease-score recipe, the best measured on ML-1M)
-          refit finetune --from runs/ml1m --out runs/ml1m-spec --preset design --reward collab-ndcg --epochs 3   (the REINFORCE method as specified)
-          refit finetune --from runs/dreamrec --out runs/dreamrec-refit --epochs 10   (a DreamRec run: seq-loglik)
+        Examples: a DiffRec run with the default recipe (ease-score, the best measured on ML-1M); the REINFORCE method as first specified; a DreamRec run (REINFORCE, seq-loglik):
+          refit finetune --from runs/ml1m --out runs/ml1m-refit
+          refit finetune --from runs/ml1m --preset design --reward collab-ndcg
+          refit finetune --from runs/dream --epochs 10
         ease-score's EASE teacher needs at most 20,000 items; above that, pass --neighbors user-knn or --preset design.
-        Each epoch prints reward mean ± std, loss, the estimator's own measures (REINFORCE: approximate KL and clip
-        fraction; pathwise: the anchor distance), time and the validation scores; the best validation NDCG@20 epoch is kept. The final table compares the pre-trained and fine-tuned
-        models on validation and test under the identical protocol.
+        Each epoch prints the reward (mean ± std), the loss, the estimator's own measures (REINFORCE: approximate KL, and the clip fraction under PPO; pathwise: the anchor distance), the time and the validation scores; the best validation NDCG@20 epoch is kept. The final table compares the pre-trained and fine-tuned models on validation and test under the identical protocol, beside popularity.
         """)
 
-    @Option(help: ArgumentHelp("The pre-trained run folder.", valueName: "dir"))
-    var from: String
-    @Option(help: ArgumentHelp("The fine-tuning run folder to write.", valueName: "dir"))
-    var out: String = "runs/finetune"
+    @OptionGroup(title: "Input") var input: RunInputOptions
     @OptionGroup var options: FinetuneOptions
-    @OptionGroup var device: DeviceOptions
-    @OptionGroup var runOptions: RunOptions
+    @OptionGroup(title: "Device") var device: DeviceOptions
+    @OptionGroup(title: "Output") var output: RunOutputOptions
 
     func run() throws {
-        let console = Console(quiet: runOptions.quiet || runOptions.json)
+        let console = Console(quiet: output.quiet || output.json)
+        let from = try input.path
         let backend = try device.makeBackend()
         let sequential = RunFolder(from).isSequential
         var settings = try options.settings(sequential: sequential)
-        if runOptions.resume {
+        let out = try output.folder(resuming: output.resume, name: "\(URL(fileURLWithPath: from).lastPathComponent)-refit")
+        if output.resume {
             // A resumed run keeps its settings, except how many epochs it may run.
             settings = RunFolder(out).isSequential
                 ? try RunFolder(out).readJSON(SequentialRunConfiguration.self, from: "config.json").finetune ?? settings
                 : try RunFolder(out).readJSON(RunConfiguration.self, from: "config.json").finetune ?? settings
-            if let epochs = options.epochs { settings.epochs = epochs }
+            if let epochs = options.recipe.epochs { settings.epochs = epochs }
         }
         console.note("device: \(backend.deviceDescription)")
         let outcome = try FinetuneSession.run(pretrained: RunFolder(from), out: RunFolder(out), settings: settings, backend: backend,
-                                              resume: runOptions.resume, force: runOptions.force, observer: console)
+                                              resume: output.resume, force: output.force, observer: console)
         let report = try ReportWriter.write(run: RunFolder(out))
         console.note("report: \(report.path)")
-        console.result(runOptions.json ? outcome.json(hitRate: sequential) : outcome.table(run: out, hitRate: sequential))
+        console.result(output.json ? outcome.json(hitRate: sequential) : outcome.table(run: out, hitRate: sequential))
     }
 }
 

@@ -12,8 +12,7 @@ struct RecommendCommand: ParsableCommand {
         case train, trainValid = "train+valid", all
     }
 
-    @Option(help: ArgumentHelp("The run folder (runs/NAME).", valueName: "dir"))
-    var checkpoint: String
+    @OptionGroup(title: "Input") var input: RunInputOptions
     @Option(help: ArgumentHelp("all, or raw user ids separated by commas.", valueName: "ids"))
     var users: String = "all"
     @Option(parsing: .unconditional, help: "Recommendations per user.")
@@ -22,17 +21,18 @@ struct RecommendCommand: ParsableCommand {
     var exclude: Exclusion = .trainValid
     @Option(help: ArgumentHelp("The TSV file to write.", valueName: "file"))
     var out: String
-    @Flag(help: "Replace an existing output file.")
+    @Flag(inversion: .prefixedNo, help: "Replace an existing output file.")
     var force = false
-    @OptionGroup var device: DeviceOptions
+    @OptionGroup(title: "Device") var device: DeviceOptions
 
     func run() throws {
+        let checkpoint = try input.path
         guard k >= 1 else { throw ValidationError("--k must be at least 1") }
         if FileManager.default.fileExists(atPath: out) && !force {
             throw ValidationError("\(out) exists; pass --force to replace it")
         }
         let backend = try device.makeBackend()
-        if RunFolder(checkpoint).isSequential { return try recommendNext(backend: backend) }
+        if RunFolder(checkpoint).isSequential { return try recommendNext(RunFolder(checkpoint), backend: backend) }
         let run = try TrainedRun(RunFolder(checkpoint), backend: backend)
         let dataset = run.dataset
         let selected = try selectedUsers(dataset.userIDs)
@@ -95,8 +95,8 @@ struct RecommendCommand: ParsableCommand {
 
     /// SASRec/DreamRec runs: the items most likely to come next after each user's whole sequence (its last L
     /// items as history); every item the user already has is excluded, whatever `--exclude` says.
-    func recommendNext(backend: any Backend) throws {
-        let run = try TrainedSequentialRun(RunFolder(checkpoint), backend: backend)
+    func recommendNext(_ folder: RunFolder, backend: any Backend) throws {
+        let run = try TrainedSequentialRun(folder, backend: backend)
         let dataset = run.dataset, l = run.configuration.sequential.historyLength
         let selected = try selectedUsers(dataset.userIDs)
         let mask = try DeviceCSR(CSRMatrix(columnCount: dataset.itemCount, rows: dataset.sequences.map { Array(Set($0)).sorted() }), on: backend)

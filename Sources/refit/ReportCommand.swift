@@ -4,13 +4,16 @@ import Refit
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Write report.html into a run folder: settings, data, device, curves, final metrics and timings (opens offline).")
+        abstract: "Write report.html into a run folder: settings, data, device, curves, final metrics and timings (opens offline).",
+        discussion: "Training commands write it already; this rewrites it, e.g. after an upgrade. Example: refit report --from runs/ml1m")
 
-    @Argument(help: ArgumentHelp("The run folder (runs/NAME).", valueName: "dir"))
-    var folder: String
+    @OptionGroup(title: "Input") var input: RunInputOptions
+    /// The run folder as a bare argument, as before 0.2: kept, hidden, for a release.
+    @Argument(help: .hidden) var folder: String?
 
     func run() throws {
-        let url = try ReportWriter.write(run: RunFolder(folder))
+        guard let path = input.from ?? input.checkpoint ?? folder else { throw ValidationError("Missing expected argument '--from <dir>': the run folder") }
+        let url = try ReportWriter.write(run: RunFolder(path))
         print("wrote \(url.path)")
     }
 }

@@ -73,6 +73,29 @@ import RefitCompute
         }
     }
 
+    @Test func versionNamesTheReleaseTheCommitAndTheOpenCLRuntime() throws {
+        let version = try Self.refit(["--version"])
+        #expect(version.status == 0, "\(version.stderr)")
+        let lines = version.stdout.split(separator: "\n")
+        #expect(lines.first?.hasPrefix("refit \(RefitVersion.string) (commit ") == true, "\(version.stdout)")
+        // A hex commit from a git checkout, or "unknown" from a source archive.
+        let commit = lines.first.flatMap { $0.split(separator: "commit ").last?.dropLast() }.map(String.init) ?? ""
+        #expect(commit == "unknown" || (commit.count == 12 && commit.allSatisfy(\.isHexDigit)), "commit '\(commit)'")
+        #expect(lines.dropFirst().allSatisfy { $0.hasPrefix("OpenCL: ") } && lines.count >= 2, "\(version.stdout)")
+    }
+
+    @Test func presetsPrintEveryRecipeAndItsJSONParses() throws {
+        let table = try Self.refit(["presets"])
+        #expect(table.status == 0, "\(table.stderr)")
+        for word in ["ml-1m-clean", "demo-seq", "ease-score", "design", "--anchor", "--rollouts", "--dims", "--guidance"] {
+            #expect(table.stdout.contains(word), "refit presets does not mention \(word)")
+        }
+        let json = try Self.refit(["presets", "--json"])
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: [String: [String: String]]]
+        #expect(object?["finetune-diffrec"]?["ease-score"]?["--focus"] == "50", "\(json.stdout.prefix(300))")
+        #expect(object?["diffrec"]?["ml-100k"]?["--batch-size"] == "200")
+    }
+
     @Test func devicesListsTheCPUReferenceAndMarksTheAutomaticChoice() throws {
         let devices = try Self.refit(["devices"])
         #expect(devices.status == 0, "\(devices.stderr)")

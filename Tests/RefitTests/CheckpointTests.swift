@@ -77,11 +77,21 @@ import RefitCompute
                 expectAllClose(deviceScores, expected, absolute: 1e-4, relative: 1e-4, "OpenCL predictions of the loaded run")
             }
 
-            // metrics.jsonl: one line per epoch and per evaluation, with the keys the issue names.
+            // metrics.jsonl: one line per epoch and per validation; test only at the epochs that improved validation,
+            // the last of them the best epoch, so that nothing but the chosen epoch's test is there to look at.
             let lines = try run.readMetrics()
             let epochs = lines.filter { $0["kind"] as? String == "epoch" }
             let evals = lines.filter { $0["kind"] as? String == "eval" }
-            #expect(epochs.count == 3 && evals.count == 6)
+            let valid = evals.filter { $0["split"] as? String == "valid" }, test = evals.filter { $0["split"] as? String == "test" }
+            #expect(epochs.count == 3 && valid.count == 3 && (1...3).contains(test.count))
+            #expect(test.last?["epoch"] as? Int == state.bestEpoch)
+            var bestRecall = -1.0
+            let improving = valid.compactMap { line -> Int? in
+                let recall = line["recall@20"] as? Double ?? -1
+                defer { bestRecall = max(bestRecall, recall) }
+                return recall > bestRecall ? line["epoch"] as? Int : nil
+            }
+            #expect(test.map { $0["epoch"] as? Int } == improving.map { $0 }, "test scored at \(test.map { $0["epoch"] ?? "?" }), validation improved at \(improving)")
             for line in epochs {
                 #expect(["epoch", "loss", "seconds", "users_per_second"].allSatisfy { line[$0] != nil }, "\(line)")
             }

@@ -63,6 +63,7 @@ extension RunFolder {
             let (lock, movedTo) = try createNew(replacing: force, inputs: [pretrained])
             if let movedTo { observer?.log("the run that was in \(path) moved to \(movedTo)") }
             try writeJSON(configuration, to: "config.json")
+            observer?.log("run folder \(path)")
             return lock
         }
     }

@@ -6,7 +6,7 @@ public enum SequentialSession {
     /// Pre-trains SASRec, or DreamRec on the encoder of the SASRec run `encoderFrom`, into `out`.
     /// With `resume`, continues `out` from its last checkpoint (its saved settings win, except `epochs`/`patience`).
     public static func pretrain(source: DataSource, settings requested: SequentialSettings, encoderFrom: RunFolder?, out: RunFolder,
-                                backend: any Backend, resume: Bool, force: Bool,
+                                backend: any Backend, resume: Bool, force: Bool, showTestEvery: Int? = nil,
                                 observer: TrainingObserver?) throws -> (state: SequentialState, configuration: SequentialRunConfiguration) {
         var configuration: SequentialRunConfiguration
         let dataset: SequenceDataset
@@ -74,7 +74,8 @@ public enum SequentialSession {
         let evaluator = try SequentialEvaluator(backend: backend, dataset: dataset, historyLength: settings.historyLength)
         let state = resume ? try out.resumeState(model.trainedParameters, as: SequentialState.self) : nil
         if let state { observer?.log("resuming after epoch \(state.epoch) (best so far: epoch \(state.bestEpoch))") }
-        let trainer = try SequentialTrainer(model: model, dataset: dataset, evaluator: evaluator, run: out, state: state, observer: observer)
+        let trainer = try SequentialTrainer(model: model, dataset: dataset, evaluator: evaluator, run: out, state: state,
+                                            showTestEvery: showTestEvery, observer: observer)
         return (try trainer.train(), configuration)
     }
 }

@@ -1,4 +1,4 @@
 /// The version written into every run's `config.json`.
 public enum RefitVersion {
-    public static let string = "0.1.0"
+    public static let string = "0.2.0"
 }

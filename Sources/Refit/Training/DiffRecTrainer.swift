@@ -25,6 +25,8 @@ public final class DiffRecTrainer {
     public let run: RunFolder
     public private(set) var state: PretrainState
     weak var observer: TrainingObserver?
+    /// Score and print test at the evaluations of every N-th epoch too (`--show-test-every`); nil: only at improvements, unprinted.
+    let showTestEvery: Int?
     let settings: DiffRecSettings
     let backend: any Backend
     /// `dataset.usersWithTrainingInteractions()`, computed once.
@@ -50,8 +52,9 @@ public final class DiffRecTrainer {
     }
 
     public init(model: DiffRecModel, dataset: InteractionDataset, evaluator: TopKEvaluator, run: RunFolder,
-                state: PretrainState? = nil, observer: TrainingObserver? = nil) throws {
+                state: PretrainState? = nil, showTestEvery: Int? = nil, observer: TrainingObserver? = nil) throws {
         self.model = model
+        self.showTestEvery = showTestEvery
         self.dataset = dataset
         self.evaluator = evaluator
         self.run = run
@@ -137,15 +140,17 @@ public final class DiffRecTrainer {
             var line = String(format: "epoch %3d  loss %.6f  %.2f s  %.0f users/s", state.epoch, loss, seconds, usersPerSecond)
             if state.epoch % settings.evalEvery == 0 || state.epoch == settings.epochs {
                 let valid = try timedEvaluation(.valid)
-                let test = try timedEvaluation(.test)
                 let recall = valid.metrics.recall(at: 20)
-                line += String(format: "  valid R@20 %.4f N@20 %.4f (%.1f s)  test R@20 %.4f N@20 %.4f",
-                               recall, valid.metrics.ndcg(at: 20), valid.seconds, test.metrics.recall(at: 20), test.metrics.ndcg(at: 20))
-                if recall > state.bestValidRecall20 {
+                line += String(format: "  valid R@20 %.4f N@20 %.4f (%.1f s)", recall, valid.metrics.ndcg(at: 20), valid.seconds)
+                let improved = recall > state.bestValidRecall20, shown = showTestEvery.map { state.epoch % $0 == 0 } ?? false
+                // Test is scored for the record of the epoch validation chooses, and shown only when asked for.
+                let test = improved || shown ? try timedEvaluation(.test).metrics : nil
+                if shown, let test { line += String(format: "  test R@20 %.4f N@20 %.4f", test.recall(at: 20), test.ndcg(at: 20)) }
+                if improved, let test {
                     state.bestValidRecall20 = recall
                     state.bestEpoch = state.epoch
                     state.bestValid = Dictionary(uniqueKeysWithValues: valid.metrics.values.map { ($0.key, $0.value) })
-                    state.bestTest = Dictionary(uniqueKeysWithValues: test.metrics.values.map { ($0.key, $0.value) })
+                    state.bestTest = Dictionary(uniqueKeysWithValues: test.values.map { ($0.key, $0.value) })
                     try saveWeights(to: "best.safetensors")
                     line += "  *best"
                 }

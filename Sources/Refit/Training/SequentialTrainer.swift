@@ -28,6 +28,8 @@ public final class SequentialTrainer {
     public let run: RunFolder
     public private(set) var state: SequentialState
     weak var observer: TrainingObserver?
+    /// Score and print test at the evaluations of every N-th epoch too (`--show-test-every`); nil: only at improvements, unprinted.
+    let showTestEvery: Int?
     let settings: SequentialSettings
     let backend: any Backend
     let random: HostRandom
@@ -57,8 +59,9 @@ public final class SequentialTrainer {
     let noiseTable: Tensor
 
     public init(model: SequentialModel, dataset: SequenceDataset, evaluator: SequentialEvaluator, run: RunFolder,
-                state: SequentialState? = nil, observer: TrainingObserver? = nil) throws {
+                state: SequentialState? = nil, showTestEvery: Int? = nil, observer: TrainingObserver? = nil) throws {
         self.model = model
+        self.showTestEvery = showTestEvery
         self.dataset = dataset
         self.evaluator = evaluator
         self.run = run
@@ -190,15 +193,17 @@ public final class SequentialTrainer {
             var line = String(format: "epoch %3d  loss %.5f  %.1f s  %.0f targets/s", state.epoch, loss, seconds, perSecond)
             if state.epoch % settings.evalEvery == 0 || state.epoch == settings.epochs {
                 let valid = try timedEvaluation(.valid)
-                let test = try timedEvaluation(.test)
                 let ndcg = valid.metrics.ndcg(at: 20)
-                line += String(format: "  valid HR@20 %.4f N@20 %.4f (%.1f s)  test HR@20 %.4f N@20 %.4f",
-                               valid.metrics.recall(at: 20), ndcg, valid.seconds, test.metrics.recall(at: 20), test.metrics.ndcg(at: 20))
-                if ndcg > state.bestValidNDCG20 {
+                line += String(format: "  valid HR@20 %.4f N@20 %.4f (%.1f s)", valid.metrics.recall(at: 20), ndcg, valid.seconds)
+                let improved = ndcg > state.bestValidNDCG20, shown = showTestEvery.map { state.epoch % $0 == 0 } ?? false
+                // Test is scored for the record of the epoch validation chooses, and shown only when asked for.
+                let test = improved || shown ? try timedEvaluation(.test).metrics : nil
+                if shown, let test { line += String(format: "  test HR@20 %.4f N@20 %.4f", test.recall(at: 20), test.ndcg(at: 20)) }
+                if improved, let test {
                     state.bestValidNDCG20 = ndcg
                     state.bestEpoch = state.epoch
                     state.bestValid = Dictionary(uniqueKeysWithValues: valid.metrics.nextItemValues.map { ($0.key, $0.value) })
-                    state.bestTest = Dictionary(uniqueKeysWithValues: test.metrics.nextItemValues.map { ($0.key, $0.value) })
+                    state.bestTest = Dictionary(uniqueKeysWithValues: test.nextItemValues.map { ($0.key, $0.value) })
                     try run.saveWeights(model.trainedParameters, to: "best.safetensors", metadata: checkpointMetadata)
                     line += "  *best"
                 }

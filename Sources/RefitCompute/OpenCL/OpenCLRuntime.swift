@@ -51,6 +51,8 @@ public struct OpenCLDeviceInfo: @unchecked Sendable, CustomStringConvertible {
     public let platformIndex: Int
     public let deviceIndex: Int
     public let platformName: String
+    /// CL_PLATFORM_VERSION, e.g. "OpenCL 3.0 PoCL 3.1 …" or NVIDIA's "OpenCL 3.0 CUDA 12.4".
+    public let platformVersion: String
     public let name: String
     public let isGPU: Bool
     public let typeName: String
@@ -101,13 +103,14 @@ public enum OpenCLRuntime {
             var devices = [cl_device_id?](repeating: nil, count: Int(deviceCount))
             try OpenCLError.check(clGetDeviceIDs(platform, cl_device_type(CL_DEVICE_TYPE_ALL), deviceCount, &devices, nil), "clGetDeviceIDs")
             let platformName = platformString(platform, cl_platform_info(CL_PLATFORM_NAME))
+            let platformVersion = platformString(platform, cl_platform_info(CL_PLATFORM_VERSION))
             for (deviceIndex, device) in devices.enumerated() {
                 guard let device else { continue }
                 let type: cl_device_type = deviceValue(device, cl_device_info(CL_DEVICE_TYPE))
                 let isGPU = type & cl_device_type(CL_DEVICE_TYPE_GPU) != 0
                 let isCPU = type & cl_device_type(CL_DEVICE_TYPE_CPU) != 0
                 result.append(OpenCLDeviceInfo(
-                    platformIndex: platformIndex, deviceIndex: deviceIndex, platformName: platformName,
+                    platformIndex: platformIndex, deviceIndex: deviceIndex, platformName: platformName, platformVersion: platformVersion,
                     name: deviceString(device, cl_device_info(CL_DEVICE_NAME)),
                     isGPU: isGPU, typeName: isGPU ? "GPU" : isCPU ? "CPU" : "accelerator",
                     computeUnits: Int(deviceValue(device, cl_device_info(CL_DEVICE_MAX_COMPUTE_UNITS)) as cl_uint),
