@@ -19,6 +19,7 @@ struct RefitCommand: ParsableCommand {
             AblateCommand.self,
             EvalCommand.self,
             BaselinesCommand.self,
+            CompareCommand.self,
             RecommendCommand.self,
             ReportCommand.self,
             BenchCommand.self,
