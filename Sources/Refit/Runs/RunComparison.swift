@@ -11,7 +11,7 @@ public struct RunComparison: Sendable {
 
     /// Settings that differ between any two runs and say nothing about them: when the run was made, and what the
     /// kind and model columns already show.
-    static let ignoredSettings: Set<String> = ["createdAt", "kind", "model", "scenario"]
+    static let ignoredSettings: Set<String> = ["createdAt", "kind", "model", "scenario", "sequential.model"]
 
     /// The runs of `folders`, in order; an ablation folder (`refit ablate`) stands for the runs inside it.
     public init(_ folders: [RunFolder]) throws {
