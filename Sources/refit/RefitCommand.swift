@@ -9,7 +9,7 @@ struct RefitCommand: ParsableCommand {
         commandName: "refit",
         abstract: "Train diffusion recommenders and fine-tune them with reinforcement learning (ReFiT).",
         discussion: """
-        Start with `refit demo`. On real data: `refit data stats` → `refit pretrain` → `refit finetune` → `refit eval` → `refit recommend`; `refit compare` puts runs side by side and `refit presets` shows what each preset sets. `refit devices` lists the OpenCL devices; every computing command takes --device. Every command names the run folder it reads with --from and the one it writes with --out. `pretrain`, `finetune` and `ablate` also read options from --config FILE (YAML or JSON; keys are flag names; the command line wins).
+        Start with `refit demo`. On real data: `refit data stats` → `refit pretrain` → `refit finetune` → `refit eval` → `refit recommend`; `refit compare` puts runs side by side and `refit presets` shows what each preset sets. `refit devices` lists the OpenCL devices; every computing command takes --device. Every command names the run folder it reads with --from (compare takes several as arguments) and the one it writes with --out. `pretrain`, `finetune` and `ablate` also read options from --config FILE (YAML or JSON; keys are flag names; the command line wins).
         """,
         version: RefitVersion.string,
         subcommands: [
@@ -21,6 +21,7 @@ struct RefitCommand: ParsableCommand {
             AblateCommand.self,
             EvalCommand.self,
             BaselinesCommand.self,
+            CompareCommand.self,
             RecommendCommand.self,
             ReportCommand.self,
             PresetsCommand.self,
