@@ -116,7 +116,4 @@ public struct UserRankings: RankingAccumulator, Sendable {
         ndcg.append(RankingMetrics.user(ranked: kept, groundTruth: groundTruth, cutoff: cutoff).ndcg)
         top += kept + [Int32](repeating: -1, count: cutoff - kept.count)
     }
-
-    /// User `index`'s top items (its position in `users`).
-    public func top(_ index: Int) -> ArraySlice<Int32> { top[(index * cutoff)..<((index + 1) * cutoff)] }
 }

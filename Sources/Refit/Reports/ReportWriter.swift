@@ -120,7 +120,7 @@ public enum ReportWriter {
             charts.append(SVGChart(title: title, xLabel: "epoch", yLabel: yLabel, series: series, marker: best, level: level))
         }
         if configuration.kind == .pretrain {
-            let lossLabel = names.hit == "recall@20" ? "weighted MSE per item"
+            let lossLabel = configuration.model == "diffrec" ? "weighted MSE per item"
                 : configuration.model == "sasrec" ? "cross-entropy over all items" : "MSE per dimension"
             chart("Training loss", lossLabel, [log.series(log.epochs, "loss", name: "training loss")])
         } else {
@@ -258,7 +258,8 @@ public enum ReportWriter {
         guard let data = FileManager.default.contents(atPath: run.file("config.json").path),
               let object = try? JSONDecoder().decode([String: JSONTree].self, from: data) else { return "" }
         struct Recipe: Decodable { var finetune: FinetuneSettings? }
-        var recipe: JSONTree? = nil
+        // A recipe the typed settings cannot read is shown as stored.
+        var recipe = object["finetune"]
         if let settings = (try? JSONDecoder().decode(Recipe.self, from: data))?.finetune,
            case .object(var groups)? = try? JSONDecoder().decode(JSONTree.self, from: try RunFolder.json(settings)) {
             if run.isSequential { groups["targets"] = nil; groups["trainedLayers"] = nil }
@@ -268,7 +269,7 @@ public enum ReportWriter {
             + (object["encoderRun"].map { [("encoderRun", $0)] } ?? [])
         guard let recipe else { return table([("data", object["data"])] + model) }
         return table([("data", object["data"]), ("finetune", recipe)])
-            + "<details><summary>The pre-trained model's settings (of its own run)</summary>" + table(model) + "</details>"
+            + (model.isEmpty ? "" : "<details><summary>The pre-trained model's settings (of its own run)</summary>" + table(model) + "</details>")
     }
 
     /// Rows of nested settings (data.splitRatios.train), keys sorted, so the page is the same every time.

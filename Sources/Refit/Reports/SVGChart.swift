@@ -158,7 +158,8 @@ struct ChartFrame {
     }
 
     var empty: String {
-        "<svg xmlns='http://www.w3.org/2000/svg' width='\(Int(width))' height='60' font-family='sans-serif'><text x='10' y='30' font-size='13'>\(SVGChart.escape(title)): no data</text></svg>"
+        "<svg xmlns='http://www.w3.org/2000/svg' width='\(Int(width))' height='60' font-family='sans-serif'><title>\(SVGChart.escape(title))</title>"
+            + "<text x='10' y='30' font-size='13'>\(SVGChart.escape(title)): no data</text></svg>"
     }
 
     var open: String {
