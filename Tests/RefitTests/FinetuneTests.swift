@@ -472,10 +472,20 @@ import RefitCompute
             if estimator == .pathwise {
                 (settings.estimator, settings.optimizer.learningRate) = (.pathwise(PathwiseSettings(anchor: Anchor(weight: 0.1))), 1e-4)
             }
-            let outcome = try FinetuneSession.run(pretrained: pretrained, out: RunFolder(folder + "/refit"), settings: settings, backend: backend)
+            let refit = RunFolder(folder + "/refit")
+            let outcome = try FinetuneSession.run(pretrained: pretrained, out: refit, settings: settings, backend: backend)
             #expect(outcome.rewardAfter > outcome.rewardBefore, "reward \(outcome.rewardBefore) → \(outcome.rewardAfter)")
             let before = outcome.pretrainedValid.recall(at: 20), after = outcome.finetunedValid.recall(at: 20)
             #expect(after >= before * 0.95, "validation Recall@20 fell from \(before) to \(after)")
+            // users.json: per-user test NDCG@20 whose mean is the table's (which counts users without a test item as zero).
+            let users = try refit.readJSON(UserChanges.self, from: "users.json")
+            #expect(users.improved + users.unchanged + users.worse == users.users && users.changeCounts.reduce(0, +) == users.users)
+            for (mean, metrics) in [(users.before.meanMetric, outcome.pretrainedTest), (users.after.meanMetric, outcome.finetunedTest)] {
+                #expect(abs(mean * Double(users.users) - metrics.ndcg(at: 20) * Double(metrics.users)) < 1e-9)
+            }
+            #expect(abs(users.after.shareByDecile.reduce(0, +) - 1) < 1e-9)
+            let report = try String(contentsOf: try ReportWriter.write(run: refit), encoding: .utf8)
+            #expect(report.contains("What changed for users") && report.contains("<td>popularity</td>"))
         }
     }
 }

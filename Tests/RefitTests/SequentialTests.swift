@@ -256,6 +256,13 @@ import RefitCompute
             #expect(outcome.finetunedTest.ndcg(at: 20).isFinite && outcome.pretrainedTest.ndcg(at: 20).isFinite)
             let lines = try refit.readMetrics()
             #expect(lines.contains { $0["kind"] as? String == "epoch" && ($0["reward_mean"] as? Double)?.isFinite == true })
+            // users.json: one target per evaluated user, so its mean NDCG@20 is the table's.
+            let users = try refit.readJSON(UserChanges.self, from: "users.json")
+            #expect(users.users == outcome.finetunedTest.users && abs(users.after.meanMetric - outcome.finetunedTest.ndcg(at: 20)) < 1e-9)
+            #expect(lines.last?["popularity_test_hr@20"] is Double)
+            let report = try String(contentsOf: try ReportWriter.write(run: refit), encoding: .utf8)
+            #expect(report.contains("What changed for users") && report.contains("Validation HR@20"))
+            #expect(!report.contains("finetune.targets") && !report.contains("PPO clip fraction"))
             // A DiffRec reward on a DreamRec run is refused with a message, before anything is written.
             finetune.reward = .collabLoglik()
             #expect(throws: RunError.self) {

@@ -28,18 +28,25 @@ public struct RankingMetrics: Sendable, Equatable, Codable {
         guard !groundTruth.isEmpty else { return }
         let ranked = Array(ranked)
         for (index, k) in cutoffs.enumerated() {
-            var hits = 0, dcg = 0.0, idcg = 0.0, reciprocalRank = 0.0
-            for position in 0..<min(k, ranked.count) where groundTruth.contains(ranked[position]) {
-                hits += 1
-                dcg += 1 / log2(Double(position + 2))
-                if reciprocalRank == 0 { reciprocalRank = 1 / Double(position + 1) }
-            }
-            for position in 0..<min(k, groundTruth.count) { idcg += 1 / log2(Double(position + 2)) }
-            precisionSums[index] += Double(hits) / Double(k)
-            recallSums[index] += Double(hits) / Double(groundTruth.count)
-            ndcgSums[index] += dcg / idcg
-            mrrSums[index] += reciprocalRank
+            let user = Self.user(ranked: ranked, groundTruth: groundTruth, cutoff: k)
+            precisionSums[index] += user.precision
+            recallSums[index] += user.recall
+            ndcgSums[index] += user.ndcg
+            mrrSums[index] += user.reciprocalRank
         }
+    }
+
+    /// One user's metrics at cut-off `k` (`groundTruth` not empty): what `add` sums, and `UserRankings` keeps per user.
+    static func user(ranked: [Int32], groundTruth: Set<Int32>, cutoff k: Int)
+        -> (precision: Double, recall: Double, ndcg: Double, reciprocalRank: Double) {
+        var hits = 0, dcg = 0.0, idcg = 0.0, reciprocalRank = 0.0
+        for position in 0..<min(k, ranked.count) where groundTruth.contains(ranked[position]) {
+            hits += 1
+            dcg += 1 / log2(Double(position + 2))
+            if reciprocalRank == 0 { reciprocalRank = 1 / Double(position + 1) }
+        }
+        for position in 0..<min(k, groundTruth.count) { idcg += 1 / log2(Double(position + 2)) }
+        return (Double(hits) / Double(k), Double(hits) / Double(groundTruth.count), dcg / idcg, reciprocalRank)
     }
 
     /// Merges another accumulator over different users.
@@ -69,5 +76,44 @@ public struct RankingMetrics: Sendable, Equatable, Codable {
         cutoffs.flatMap { k in
             [("precision@\(k)", precision(at: k)), ("recall@\(k)", recall(at: k)), ("ndcg@\(k)", ndcg(at: k)), ("mrr@\(k)", mrr(at: k))]
         }
+    }
+}
+
+/// What a ranking pass hands each evaluated user's ranking to: the averaged metrics, or per-user results as well.
+public protocol RankingAccumulator {
+    /// `ranked`: the top items, best first (−1 = none); `groundTruth`: the user's held-out items.
+    mutating func add(user: Int, ranked: ArraySlice<Int32>, groundTruth: Set<Int32>)
+}
+
+extension RankingMetrics: RankingAccumulator {
+    public mutating func add(user: Int, ranked: ArraySlice<Int32>, groundTruth: Set<Int32>) {
+        add(ranked: ranked, groundTruth: groundTruth)
+    }
+}
+
+/// The averaged metrics of a split, and for each user with held-out items their NDCG@`cutoff` and top `cutoff` items:
+/// what `UserChanges` compares between two models.
+public struct UserRankings: RankingAccumulator, Sendable {
+    public private(set) var metrics: RankingMetrics
+    public let cutoff: Int
+    /// The users with held-out items, in evaluation order.
+    public private(set) var users: [Int] = []
+    public private(set) var ndcg: [Double] = []
+    /// `cutoff` items per user, best first, row-major (−1 = none).
+    public private(set) var top: [Int32] = []
+
+    public init(cutoffs: [Int], cutoff: Int = 20) {
+        metrics = RankingMetrics(cutoffs: cutoffs)
+        self.cutoff = cutoff
+    }
+
+    public mutating func add(user: Int, ranked: ArraySlice<Int32>, groundTruth: Set<Int32>) {
+        metrics.add(ranked: ranked, groundTruth: groundTruth)
+        // A user without held-out items has no NDCG to change (the average counts them as zero).
+        guard !groundTruth.isEmpty else { return }
+        let kept = Array(ranked.prefix(cutoff))
+        users.append(user)
+        ndcg.append(RankingMetrics.user(ranked: kept, groundTruth: groundTruth, cutoff: cutoff).ndcg)
+        top += kept + [Int32](repeating: -1, count: cutoff - kept.count)
     }
 }

@@ -47,9 +47,15 @@ public final class SequentialEvaluator: @unchecked Sendable {
 
     /// Evaluates `score(histories, batchIndex)`: it gets B·L history items and returns scores (B, items).
     public func evaluate(_ split: EvaluationSplit, score: ([Int32], Int) throws -> Tensor) throws -> RankingMetrics {
+        try evaluate(split, into: RankingMetrics(cutoffs: cutoffs), score: score)
+    }
+
+    /// `evaluate` that hands every user's ranking to `accumulator` (per-user results, `UserRankings`).
+    public func evaluate<Accumulator: RankingAccumulator>(_ split: EvaluationSplit, into accumulator: Accumulator,
+                                                          score: ([Int32], Int) throws -> Tensor) throws -> Accumulator {
         let dataSplit: DataSplit = split == .valid ? .valid : .test
         let k = cutoffs.max()!
-        var metrics = RankingMetrics(cutoffs: cutoffs)
+        var accumulator = accumulator
         for (batchIndex, start) in stride(from: 0, to: users.count, by: batchSize).enumerated() {
             let batch = Array(users[start..<min(users.count, start + batchSize)])
             let b = try batchBuffers(batch.count)
@@ -66,14 +72,20 @@ public final class SequentialEvaluator: @unchecked Sendable {
             let mask: RowMask? = maskHistory ? .sparse(split == .valid ? validMask : testMask, rows: b.users) : nil
             backend.topK(scores, k: k, mask: mask, indices: b.indices, values: b.values)
             let top = try backend.readInt32s(b.indices)
-            for r in batch.indices { metrics.add(ranked: top[(r * k)..<((r + 1) * k)], groundTruth: [targets[r]]) }
+            for r in batch.indices { accumulator.add(user: batch[r], ranked: top[(r * k)..<((r + 1) * k)], groundTruth: [targets[r]]) }
         }
-        return metrics
+        return accumulator
     }
 
     /// Evaluates a sequential model; DreamRec's sampling noise is drawn from a fixed stream per batch.
     public func evaluate(_ split: EvaluationSplit, model: SequentialModel, samples: Int = 1) throws -> RankingMetrics {
-        try evaluate(split) { histories, batch in
+        try evaluate(split, model: model, samples: samples, into: RankingMetrics(cutoffs: cutoffs))
+    }
+
+    /// The model's evaluation handed to `accumulator` (per-user results, `UserRankings`).
+    public func evaluate<Accumulator: RankingAccumulator>(_ split: EvaluationSplit, model: SequentialModel, samples: Int = 1,
+                                                          into accumulator: Accumulator) throws -> Accumulator {
+        try evaluate(split, into: accumulator) { histories, batch in
             try model.scores(histories: histories, seed: 0x4556_414C ^ UInt64(batch) << 32, samples: samples)
         }
     }

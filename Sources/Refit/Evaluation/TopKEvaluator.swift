@@ -60,10 +60,16 @@ public final class TopKEvaluator: @unchecked Sendable {
     /// Scores every user. `score(users, input)` gets the batch's user indices (int32, B) and their dense training
     /// rows (B, I) and returns scores (B, I); it may overwrite `input`.
     public func evaluate(_ split: EvaluationSplit, score: (Tensor, Tensor) throws -> Tensor) throws -> RankingMetrics {
+        try evaluate(split, into: RankingMetrics(cutoffs: cutoffs), score: score)
+    }
+
+    /// `evaluate` that hands every user's ranking to `accumulator` (per-user results, `UserRankings`).
+    public func evaluate<Accumulator: RankingAccumulator>(_ split: EvaluationSplit, into accumulator: Accumulator,
+                                                          score: (Tensor, Tensor) throws -> Tensor) throws -> Accumulator {
         let truth = split == .valid ? dataset.valid : dataset.test
         let mask = split == .valid ? trainRows : testMask
         let k = cutoffs.max()!
-        var metrics = RankingMetrics(cutoffs: cutoffs)
+        var accumulator = accumulator
         var start = 0
         while start < dataset.userCount {
             let rows = min(batchSize, dataset.userCount - start)
@@ -74,10 +80,10 @@ public final class TopKEvaluator: @unchecked Sendable {
             backend.topK(scores, k: k, mask: .sparse(mask, rows: b.users), indices: b.indices, values: b.values)
             let top = try backend.readInt32s(b.indices)
             for r in 0..<rows {
-                metrics.add(ranked: top[(r * k)..<((r + 1) * k)], groundTruth: Set(truth.row(start + r)))
+                accumulator.add(user: start + r, ranked: top[(r * k)..<((r + 1) * k)], groundTruth: Set(truth.row(start + r)))
             }
             start += rows
         }
-        return metrics
+        return accumulator
     }
 }

@@ -83,10 +83,12 @@ public enum FinetuneSession {
         // A fixed probe of users tracks the mean reward before and after, with the same rollout noise.
         let probe = Array(scenario.trainingUsers.prefix(min(256, scenario.trainingUsers.count)))
         let outcome = try finish(scenario: scenario, estimator: try estimator(trained, settings), settings: settings, out: out,
-                                 resume: resume, observer: observer,
+                                 resume: resume, observer: observer, itemInteractions: dataset.train.columnCounts(),
                                  rewardBefore: { try policy(base.model, reference: nil).meanReward(probe, rollouts: probeSettings.rollouts) },
                                  rewardAfter: { try trained.meanReward(probe, rollouts: probeSettings.rollouts) }) { split, finetuned in
-            try evaluator.evaluate(split) { _, input in try (finetuned ? model : base.model).scores(input) }
+            try evaluator.evaluate(split, into: UserRankings(cutoffs: evaluator.cutoffs)) { _, input in
+                try (finetuned ? model : base.model).scores(input)
+            }
         }
         return try FinetuneOutcome(pretrainedValid: outcome.pretrainedValid, pretrainedTest: outcome.pretrainedTest,
                                finetunedValid: outcome.finetunedValid, finetunedTest: outcome.finetunedTest,
@@ -124,8 +126,9 @@ public enum FinetuneSession {
                                         dataset: dataset, exploration: reinforce.exploration, seed: settings.seed)
         let scenario = DreamRecScenario(policy: model, dataset: dataset, evaluator: evaluator, seed: settings.seed)
         var outcome = try finish(scenario: scenario, estimator: try ReinforceEstimator(policy: policy, settings: settings), settings: settings,
-                                 out: out, resume: resume, observer: observer, rewardBefore: nil, rewardAfter: nil) { split, finetuned in
-            try evaluator.evaluate(split, model: finetuned ? model : base.model)
+                                 out: out, resume: resume, observer: observer, itemInteractions: dataset.trainingItemCounts(),
+                                 rewardBefore: nil, rewardAfter: nil) { split, finetuned in
+            try evaluator.evaluate(split, model: finetuned ? model : base.model, into: UserRankings(cutoffs: evaluator.cutoffs))
         }
         outcome.popularityTest = try evaluator.popularity(.test)
         return try outcome.summarised(in: out, hitRate: true)
@@ -139,12 +142,14 @@ public enum FinetuneSession {
         }
     }
 
-    /// What every scenario does alike: restore a resumed run, run the epoch loop, reload the best weights and score the
-    /// pre-trained and fine-tuned models on validation and test (`evaluate(split, finetuned)`).
+    /// What every scenario does alike: restore a resumed run, run the epoch loop, reload the best weights, score the
+    /// pre-trained and fine-tuned models on validation and test (`evaluate(split, finetuned)`), and write users.json:
+    /// how the test ranking changed per user (`itemInteractions[i]`: item i's training interactions, its popularity).
     static func finish<Scenario: FinetuneScenario>(scenario: Scenario, estimator: any FinetuneEstimator<Scenario.Example>,
                                                    settings: FinetuneSettings, out: RunFolder, resume: Bool, observer: TrainingObserver?,
+                                                   itemInteractions: [Int],
                                                    rewardBefore: (() throws -> Double)?, rewardAfter: (() throws -> Double)?,
-                                                   evaluate: (EvaluationSplit, Bool) throws -> RankingMetrics) throws -> FinetuneOutcome {
+                                                   evaluate: (EvaluationSplit, Bool) throws -> UserRankings) throws -> FinetuneOutcome {
         let state = resume ? try out.resumeState(scenario.parameters, as: FinetuneState.self) : nil
         let loop = FinetuneLoop(scenario: scenario, estimator: estimator, settings: settings, run: out, state: state, observer: observer)
         let before = try rewardBefore?() ?? .nan
@@ -155,21 +160,29 @@ public enum FinetuneSession {
         // Report the best validation epoch's weights.
         let parameters = scenario.parameters
         try parameters.load(try out.readTensors("best.safetensors"), into: parameters.values)
-        return FinetuneOutcome(pretrainedValid: try evaluate(.valid, false), pretrainedTest: try evaluate(.test, false),
-                               finetunedValid: try evaluate(.valid, true), finetunedTest: try evaluate(.test, true),
+        let pretrainedTest = try evaluate(.test, false), finetunedTest = try evaluate(.test, true)
+        try out.writeJSON(UserChanges(before: pretrainedTest, after: finetunedTest, itemInteractions: itemInteractions, split: .test),
+                          to: "users.json")
+        return FinetuneOutcome(pretrainedValid: try evaluate(.valid, false).metrics, pretrainedTest: pretrainedTest.metrics,
+                               finetunedValid: try evaluate(.valid, true).metrics, finetunedTest: finetunedTest.metrics,
                                popularityTest: nil, bestEpoch: final.bestEpoch, epochs: final.epoch, secondsPerEpoch: secondsPerEpoch,
                                rewardBefore: before, rewardAfter: after)
     }
 }
 
 extension FinetuneOutcome {
-    /// Appends the summary line to metrics.jsonl; `hitRate` names Recall@20 hr@20 (one target per user).
+    /// Appends the summary line to metrics.jsonl, popularity's test scores with it; `hitRate` names Recall@20 hr@20 (one
+    /// target per user).
     func summarised(in out: RunFolder, hitRate: Bool) throws -> FinetuneOutcome {
         var fields: [(String, JSONValue)] = [("kind", .string("summary")), ("best_epoch", .integer(bestEpoch))]
         if rewardBefore.isFinite || rewardAfter.isFinite { fields += [("reward_before", .number(rewardBefore)), ("reward_after", .number(rewardAfter))] }
         for (label, metrics) in [("pretrained_valid", pretrainedValid), ("pretrained_test", pretrainedTest),
                                  ("valid", finetunedValid), ("test", finetunedTest)] {
             fields += [("\(label)_\(hitRate ? "hr" : "recall")@20", .number(metrics.recall(at: 20))), ("\(label)_ndcg@20", .number(metrics.ndcg(at: 20)))]
+        }
+        if let popularity = popularityTest {
+            fields += [("popularity_test_\(hitRate ? "hr" : "recall")@20", .number(popularity.recall(at: 20))),
+                       ("popularity_test_ndcg@20", .number(popularity.ndcg(at: 20)))]
         }
         try out.appendMetrics(fields)
         return self
