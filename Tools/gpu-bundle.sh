@@ -35,7 +35,7 @@ $version, built $(date -u +%Y-%m-%d) on $(. /etc/os-release && echo "$PRETTY_NAM
 Runs Refit's device checks and benchmarks on a Linux x86-64 machine with an NVIDIA GPU. Needs glibc 2.35 or newer,
 libstdc++ (GCC 12 or newer) and NVIDIA's driver with its OpenCL library (libnvidia-opencl.so.1); no Swift.
 
-    bash run-gpu-checks.sh                 # 3-6 minutes on one GPU
+    bash run-gpu-checks.sh                 # meant to take under 8 minutes on one GPU
 
 It finds the driver, writes an ICD file for it when /etc/OpenCL/vendors has none (and points the bundled loader,
 lib/libOpenCL.so.1, at it), then runs: refit --version, refit devices, refit check on every GPU, refit bench linear,
