@@ -62,7 +62,8 @@ struct BenchCommand: ParsableCommand {
         @OptionGroup(title: "Diffusion") var diffusion: DiffusionOptions
         @OptionGroup(title: "DiffRec") var model: DiffRecOptions
         @OptionGroup(title: "Device") var deviceOptions: DeviceOptions
-        @Option(help: "valid or test.")
+        // Not --split: that is DataOptions' TRAIN,VALID,TEST fractions.
+        @Option(name: .customLong("eval-split"), help: "The split the timed evaluation scores: valid or test.")
         var split: EvaluationSplit = .test
         @Option(parsing: .unconditional, help: "Timed repetitions (the best is reported), after one warm-up epoch and evaluation.")
         var repeats: Int = 1

@@ -73,6 +73,25 @@ import RefitCompute
         }
     }
 
+    /// Every command and subcommand prints its help: a debug build checks the option declarations there (two options
+    /// with one name fail), so a clash is caught here rather than left unreachable in a release binary.
+    @Test func everyCommandsHelpParses() throws {
+        func subcommands(_ help: String) -> [String] {
+            guard let section = help.components(separatedBy: "SUBCOMMANDS:").dropFirst().first else { return [] }
+            return section.split(separator: "\n").compactMap { line in
+                line.hasPrefix("  ") && !line.hasPrefix("   ") ? line.split(separator: " ").first.map(String.init) : nil
+            }.filter { $0 != "See" }
+        }
+        var pending = subcommands(try Self.refit(["--help"]).stdout).map { [$0] }, seen = 0
+        while let command = pending.popLast() {
+            let help = try Self.refit(command + ["--help"])
+            #expect(help.status == 0 && help.stdout.contains("USAGE"), "refit \(command.joined(separator: " ")) --help: \(help.stderr)")
+            pending += subcommands(help.stdout).map { command + [$0] }
+            seen += 1
+        }
+        #expect(seen >= 16, "only \(seen) commands found in refit --help")
+    }
+
     @Test func versionNamesTheReleaseTheCommitAndTheOpenCLRuntime() throws {
         let version = try Self.refit(["--version"])
         #expect(version.status == 0, "\(version.stderr)")
