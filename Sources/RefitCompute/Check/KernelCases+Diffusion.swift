@@ -152,6 +152,7 @@ extension KernelCases {
         }
 
         var maskDensity: Float { self == .random ? 0.3 : self == .ties ? 0.5 : 0.95 }
+        var maskSeed: UInt64 { self == .random ? 82 : self == .ties ? 84 : 86 }
     }
 
     /// k > N, and k = 4500 of 5000, whose per-row lists exceed local memory (the one-work-item-per-row path). Score row
@@ -168,8 +169,7 @@ extension KernelCases {
             ["top-K", "masked top-K (sparse)", "masked top-K (dense)"].map { name in
                 KernelCase(.ranking, name, "\(dims(rows, columns)), k \(k), \(kind.rawValue) scores", .exact) { be in
                     let scores = try be.tensor(kind.values(rows: rows, columns: columns), shape: [rows, columns])
-                    let csr = CheckInputs.csr(rows: rows, columns: columns, density: kind.maskDensity, seed: kind == .random ? 82 : kind == .ties ? 84 : 86,
-                                              fullRow: true)
+                    let csr = CheckInputs.csr(rows: rows, columns: columns, density: kind.maskDensity, seed: kind.maskSeed, fullRow: true)
                     let maskRows = (0..<rows).map { Int32(rows - 1 - $0) }
                     let mask: RowMask?
                     switch name {

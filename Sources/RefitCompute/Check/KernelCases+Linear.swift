@@ -112,8 +112,8 @@ extension KernelCases {
                 }
             }
         } + rowShapes.flatMap { rows, columns in
-            // Into a wider destination: whole, shifted, the second half, the last column.
-            [(0, 0, columns), (0, 13, columns), (columns / 2, 3, columns - columns / 2), (columns - 1, 0, 1)].map { from, to, width in
+            // Into a wider destination: whole, shifted, the second half, the last column (of one column: the whole).
+            [(0, 0, columns), (0, 13, columns), (columns / 2, 3, columns - columns / 2), (columns - 1, 0, 1)].prefix(columns == 1 ? 3 : 4).map { from, to, width in
                 KernelCase(.elementwise, "copy columns", "\(dims(rows, columns)) [\(from)..+\(width)] → \(dims(rows, columns + 13)) [\(to)]",
                            .exact) { be in
                     let source = try be.tensor(CheckInputs.uniform(rows * columns, seed: 10), shape: [rows, columns])
