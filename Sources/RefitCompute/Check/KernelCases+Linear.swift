@@ -3,26 +3,27 @@ import Foundation
 /// Linear layers, matrix products, element-wise operations and memory.
 extension KernelCases {
     /// (rows, inner, columns) of a product: 1, 7, 33, 257 in every position, non-multiples of the 12 × 32 (CPU) and
-    /// 64 × 64 (GPU) tiles and of the 256-deep packed panel, a tall transposed A (≥ 2048 rows: the CPU family splits
-    /// its rows into blocks) and a DiffRec-deep inner dimension.
+    /// 64 × 64 (GPU) tiles and of the 256-deep packed panel, and a tall transposed A (≥ 2048 rows: the CPU family
+    /// splits its rows into blocks).
     static let productShapes: [(m: Int, k: Int, n: Int)] = [
         (7, 33, 257), (1, 1, 1), (1, 7, 33), (257, 7, 33), (33, 257, 7), (12, 256, 32), (13, 257, 31), (65, 513, 97), (2100, 40, 70),
     ]
 
     static let linear: [KernelCase] = linearForward + linearBackward + matmul
 
-    static let linearForward: [KernelCase] = (productShapes + [(130, 2820, 200)]).flatMap { m, k, n in
-        Activation.allCases.flatMap { activation in
-            [true, false].map { withBias in
-                KernelCase(.linear, "linear forward \(activation)\(withBias ? " + bias" : "")", "\(dims(m, k)) · \(dims(n, k))ᵀ",
-                           .products(inner: k)) { be in
-                    let x = try be.tensor(CheckInputs.uniform(m * k, seed: 11), shape: [m, k])
-                    let w = try be.tensor(CheckInputs.uniform(n * k, seed: 12), shape: [n, k])
-                    let b = try be.tensor(CheckInputs.uniform(n, seed: 13), shape: [n])
-                    let y = try be.tensor(CheckInputs.nan(m * n), shape: [m, n])
-                    return .init({ be.linearForward(x: x, weight: w, bias: withBias ? b : nil, activation: activation, into: y) }, output: y)
-                }
-            }
+    /// Every activation, with and without bias, on every shape; and DiffRec's first layer at ML-1M (a batch of 400,
+    /// 2810 items and 10 timestep dimensions to 600).
+    static let linearForward: [KernelCase] = productShapes.flatMap { m, k, n in
+        Activation.allCases.flatMap { activation in [true, false].map { forward(m, k, n, activation, withBias: $0) } }
+    } + [forward(400, 2820, 600, .tanh, withBias: true)]
+
+    static func forward(_ m: Int, _ k: Int, _ n: Int, _ activation: Activation, withBias: Bool) -> KernelCase {
+        KernelCase(.linear, "linear forward \(activation)\(withBias ? " + bias" : "")", "\(dims(m, k)) · \(dims(n, k))ᵀ", .products(inner: k)) { be in
+            let x = try be.tensor(CheckInputs.uniform(m * k, seed: 11), shape: [m, k])
+            let w = try be.tensor(CheckInputs.uniform(n * k, seed: 12), shape: [n, k])
+            let b = try be.tensor(CheckInputs.uniform(n, seed: 13), shape: [n])
+            let y = try be.tensor(CheckInputs.nan(m * n), shape: [m, n])
+            return .init({ be.linearForward(x: x, weight: w, bias: withBias ? b : nil, activation: activation, into: y) }, output: y)
         }
     }
 
@@ -46,21 +47,27 @@ extension KernelCases {
     }
 
     /// Every transpose combination on every shape; the four (α, β) pairs rotate over the shapes, so each combination
-    /// meets each pair. C starts as NaN when β is 0: it must not be read. |α| scales the products; β·C adds at most |β|
-    /// to an output, which the relative term absorbs.
+    /// meets each pair. Then the DiffRec layer's backward products at ML-1M: dX = dY'·W, and dW += dY'ᵀ·X for both
+    /// layers, the last tall enough (2810 rows) for the CPU family to split its rows into blocks.
     static let matmul: [KernelCase] = productShapes.enumerated().flatMap { index, shape in
         let (m, k, n) = shape
         return [(false, false), (true, false), (false, true), (true, true)].enumerated().map { combination, transposes in
-            let (transposeA, transposeB) = transposes
             let (alpha, beta): (Float, Float) = [(1, 0), (1, 1), (0.5, -2), (-1.5, 0)][(index + combination) % 4]
-            let name = "matmul A\(transposeA ? "ᵀ" : "")·B\(transposeB ? "ᵀ" : "")"
-            return KernelCase(.linear, name, "\(dims(m, k)) · \(dims(k, n)), α \(alpha) β \(beta)",
-                              .products(inner: k, scale: Double(abs(alpha)))) { be in
-                let a = try be.tensor(CheckInputs.uniform(m * k, seed: UInt64(m * 31 + k)), shape: transposeA ? [k, m] : [m, k])
-                let b = try be.tensor(CheckInputs.uniform(k * n, seed: UInt64(n * 17 + k)), shape: transposeB ? [n, k] : [k, n])
-                let c = try be.tensor(beta == 0 ? CheckInputs.nan(m * n) : CheckInputs.uniform(m * n, seed: 5), shape: [m, n])
-                return .init({ be.matmul(a, transposeA: transposeA, b, transposeB: transposeB, into: c, alpha: alpha, beta: beta) }, output: c)
-            }
+            return product(m, k, n, transposeA: transposes.0, transposeB: transposes.1, alpha: alpha, beta: beta)
+        }
+    } + [product(400, 600, 2820, transposeA: false, transposeB: false, alpha: 1, beta: 0),
+         product(600, 400, 2820, transposeA: true, transposeB: false, alpha: 1, beta: 1),
+         product(2810, 400, 600, transposeA: true, transposeB: false, alpha: 1, beta: 1)]
+
+    /// C = α·op(A)·op(B) + β·C. C starts as NaN when β is 0: it must not be read. |α| scales the products; β·C adds at
+    /// most |β| to an output, which the relative term absorbs.
+    static func product(_ m: Int, _ k: Int, _ n: Int, transposeA: Bool, transposeB: Bool, alpha: Float, beta: Float) -> KernelCase {
+        KernelCase(.linear, "matmul A\(transposeA ? "ᵀ" : "")·B\(transposeB ? "ᵀ" : "")", "\(dims(m, k)) · \(dims(k, n)), α \(alpha) β \(beta)",
+                   .products(inner: k, scale: Double(abs(alpha)))) { be in
+            let a = try be.tensor(CheckInputs.uniform(m * k, seed: UInt64(m * 31 + k)), shape: transposeA ? [k, m] : [m, k])
+            let b = try be.tensor(CheckInputs.uniform(k * n, seed: UInt64(n * 17 + k)), shape: transposeB ? [n, k] : [k, n])
+            let c = try be.tensor(beta == 0 ? CheckInputs.nan(m * n) : CheckInputs.uniform(m * n, seed: 5), shape: [m, n])
+            return .init({ be.matmul(a, transposeA: transposeA, b, transposeB: transposeB, into: c, alpha: alpha, beta: beta) }, output: c)
         }
     }
 
