@@ -13,8 +13,8 @@ import Testing
         #expect(!cases.isEmpty)
         for (label, backend) in try pair.deviceVariants() {
             for kernelCase in cases {
-                for result in try kernelCase.run(device: backend, reference: pair.reference) {
-                    #expect(result.passed, "\(result.name) \(result.shape)\(label): \(result.detail ?? "beyond tolerance"), max abs error \(result.maxAbsoluteError), tolerance \(result.tolerance)")
+                for result in try kernelCase.run(device: backend, reference: pair.reference) where !result.passed {
+                    Issue.record("\(result.name) \(result.shape)\(label): \(result.detail ?? "beyond tolerance"), max abs error \(result.maxAbsoluteError), tolerance \(result.tolerance)")
                 }
             }
         }
@@ -37,5 +37,21 @@ import Testing
             #expect(!results.isEmpty && results.allSatisfy(\.passed), "\(kernelCase.id)")
             #expect(results.allSatisfy { $0.deviceMilliseconds != nil && $0.group == "kernel" && $0.name == kernelCase.name })
         }
+    }
+
+    /// The comparison every row comes from: exact means the same bits, NaN on one side only is an infinite error.
+    @Test func comparisonRows() {
+        func row(_ device: [Float], _ reference: [Float], _ tolerance: Tolerance) -> CheckResult {
+            CheckResult.compare(device, reference, group: "kernel", name: "t", shape: "2", tolerance: tolerance)
+        }
+        let exactMiss = row([1, 2.5], [1, 2], .exact)
+        #expect(!exactMiss.passed && exactMiss.maxAbsoluteError == 0.5 && exactMiss.detail == "element 1: 2.5 on the device, 2.0 on the reference")
+        #expect(!row([0], [-0.0], .exact).passed && row([.nan, 1], [.nan, 1], .exact).passed)
+        #expect(row([1.1, 2], [1, 2], Tolerance(absolute: 0.2, relative: 0)).passed)
+        #expect(!row([1.1, 2], [1, 2], Tolerance(absolute: 0.05, relative: 0.01)).passed)
+        let nan = row([.nan, 2], [1, 2], Tolerance(absolute: 1, relative: 1))
+        #expect(!nan.passed && nan.maxAbsoluteError == .infinity)
+        #expect(!row([1], [1, 2], .exact).passed)
+        #expect(CheckResult.compare([Int32(3), 4], [3, 5], group: "kernel", name: "i", shape: "2").detail == "element 1: 4 on the device, 5 on the reference")
     }
 }
