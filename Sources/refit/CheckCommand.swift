@@ -20,6 +20,8 @@ struct CheckCommand: ParsableCommand {
         let steps: [(label: String, run: (_ device: any Backend, _ reference: any Backend) throws -> [CheckResult])]
     }
 
+    /// Whole-model checks (a `[CheckResult]` from the Refit library) join as one more element, e.g.
+    /// `CheckGroup(steps: [("DiffRec training steps", { try ModelChecks.run(device: $0, reference: $1, quick: quick) })])`.
     func groups() -> [CheckGroup] {
         [CheckGroup(steps: (quick ? KernelCases.quick : KernelCases.all).map { ($0.id, $0.run) })]
     }
@@ -56,7 +58,7 @@ struct CheckCommand: ParsableCommand {
                 print("\nFailures:")
                 for f in failures { print("  \(f.group) \(f.name) \(f.shape): \(f.detail ?? "beyond tolerance") (tolerance \(f.tolerance))") }
             }
-            print(String(format: "\n%d of %d passed on %@ in %.1f s", report.passed, report.results.count, device.deviceDescription, report.seconds))
+            print(String(format: "\n%d of %d passed on %@ in %.2f s", report.passed, report.results.count, device.deviceDescription, report.seconds))
         }
         if report.failed > 0 { throw ExitCode.failure }
     }
