@@ -15,6 +15,7 @@ struct RefitCommand: ParsableCommand {
         subcommands: [
             DemoCommand.self,
             DevicesCommand.self,
+            CheckCommand.self,
             DataCommand.self,
             PretrainCommand.self,
             FinetuneCommand.self,

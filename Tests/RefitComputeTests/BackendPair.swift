@@ -31,14 +31,8 @@ struct BackendPair {
     }
 }
 
-/// Deterministic test inputs in [-1, 1).
-func randomValues(_ count: Int, seed: UInt64) -> [Float] {
-    var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
-    return (0..<count).map { _ in
-        state ^= state << 13; state ^= state >> 7; state ^= state << 17
-        return Float(state >> 40) / Float(1 << 24) * 2 - 1
-    }
-}
+/// Deterministic test inputs in [-1, 1): the kernel cases' own.
+func randomValues(_ count: Int, seed: UInt64) -> [Float] { CheckInputs.uniform(count, seed: seed) }
 
 /// Asserts |a − b| ≤ absolute + relative·|b| elementwise, naming the worst element.
 func expectClose(_ a: [Float], _ b: [Float], absolute: Float = 1e-5, relative: Float = 1e-4,

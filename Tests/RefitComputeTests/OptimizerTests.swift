@@ -2,7 +2,8 @@ import Foundation
 import RefitCompute
 import Testing
 
-/// AdamW on both backends, against PyTorch's `torch.optim.AdamW` update written out in Float64.
+/// AdamW against PyTorch's `torch.optim.AdamW` update written out in Float64: by hand on both backends, and over many
+/// elements and steps on the reference (KernelCaseTests compares the kernel with it).
 @Suite struct OptimizerTests {
     /// PyTorch's AdamW step t (from 1), in Float64:
     /// p ← p(1 − lr·wd); m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²; p ← p − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε).
@@ -59,35 +60,28 @@ import Testing
         }
     }
 
-    /// Many elements and later steps (where the bias corrections are computed from large powers): both backends follow
+    /// Many elements and later steps (where the bias corrections are computed from large powers): the reference follows
     /// the Float64 formula within float rounding.
-    @Test(arguments: [1, 7, 33, 257, 100_003])
-    func matchesTheFormulaOverSteps(count: Int) throws {
-        guard let pair = try BackendPair.make() else { return }
+    @Test(arguments: [1, 257])
+    func referenceMatchesTheFormulaOverSteps(count: Int) throws {
         let p0 = randomValues(count, seed: 61)
         let steps = [1, 2, 3, 1000]  // step numbers; the moments carry over between them as in a resumed run
         let hyper = (lr: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.1)
         var (p, m, v) = (p0.map(Double.init), [Double](repeating: 0, count: count), [Double](repeating: 0, count: count))
-        var results: [[Float]] = []
-        for be in [pair.device, pair.reference] {
-            let parameters = try be.tensor(p0, shape: [count])
-            let mt = try be.makeTensor([count], .float32), vt = try be.makeTensor([count], .float32)
-            for (k, t) in steps.enumerated() {
-                let g = randomValues(count, seed: 62 + UInt64(k)).map { $0 * 0.01 }
-                be.adamW(parameters: parameters, gradients: try be.tensor(g, shape: [count]), m: mt, v: vt,
-                         step: AdamWStep(learningRate: Float(hyper.lr), beta1: Float(hyper.beta1), beta2: Float(hyper.beta2),
-                                         epsilon: Float(hyper.epsilon), weightDecay: Float(hyper.weightDecay), step: t))
-                if be === pair.device {
-                    Self.pytorchAdamW(p: &p, m: &m, v: &v, g: g.map(Double.init), t: t, lr: hyper.lr, beta1: hyper.beta1,
-                                      beta2: hyper.beta2, epsilon: hyper.epsilon, weightDecay: hyper.weightDecay)
-                }
-            }
-            results.append(try be.readFloats(parameters))
-            // Each step moves p by at most ~lr; its float rounding is ~1e-7 of |p| ≤ 1.
-            expectClose(results.last!, p, absolute: 1e-6, relative: 1e-6, "\(be.deviceDescription): AdamW [\(count)] after \(steps)")
-            expectClose(try be.readFloats(mt), m, absolute: 1e-9, relative: 1e-5, "\(be.deviceDescription): m [\(count)]")
-            expectClose(try be.readFloats(vt), v, absolute: 1e-12, relative: 2.5e-5, "\(be.deviceDescription): v [\(count)] (1 − 0.999f, see twoStepsByHand)")
+        let be = CPUBackend()
+        let parameters = try be.tensor(p0, shape: [count])
+        let mt = try be.makeTensor([count], .float32), vt = try be.makeTensor([count], .float32)
+        for (k, t) in steps.enumerated() {
+            let g = randomValues(count, seed: 62 + UInt64(k)).map { $0 * 0.01 }
+            be.adamW(parameters: parameters, gradients: try be.tensor(g, shape: [count]), m: mt, v: vt,
+                     step: AdamWStep(learningRate: Float(hyper.lr), beta1: Float(hyper.beta1), beta2: Float(hyper.beta2),
+                                     epsilon: Float(hyper.epsilon), weightDecay: Float(hyper.weightDecay), step: t))
+            Self.pytorchAdamW(p: &p, m: &m, v: &v, g: g.map(Double.init), t: t, lr: hyper.lr, beta1: hyper.beta1,
+                              beta2: hyper.beta2, epsilon: hyper.epsilon, weightDecay: hyper.weightDecay)
         }
-        expectClose(results[0], results[1], absolute: 1e-6, relative: 1e-6, "AdamW [\(count)] vs reference")
+        // Each step moves p by at most ~lr; its float rounding is ~1e-7 of |p| ≤ 1.
+        expectClose(try be.readFloats(parameters), p, absolute: 1e-6, relative: 1e-6, "\(be.deviceDescription): AdamW [\(count)] after \(steps)")
+        expectClose(try be.readFloats(mt), m, absolute: 1e-9, relative: 1e-5, "\(be.deviceDescription): m [\(count)]")
+        expectClose(try be.readFloats(vt), v, absolute: 1e-12, relative: 2.5e-5, "\(be.deviceDescription): v [\(count)] (1 − 0.999f, see twoStepsByHand)")
     }
 }

@@ -1,21 +1,8 @@
 import RefitCompute
 import Testing
 
+/// The Philox streams' statistics (KernelCaseTests checks that every backend gives the same bits).
 @Suite struct RandomTests {
-    @Test func streamsAreBitIdenticalAcrossBackends() throws {
-        guard let pair = try BackendPair.make() else { return }
-        for (seed, offset, count) in [(UInt64(1), UInt64(0), 1), (42, 7, 257), (0xDEAD_BEEF_1234, 1 << 33, 100_003)] {
-            let (u, uRef) = try pair.zeros([count])
-            pair.device.fillUniform(u, seed: seed, offset: offset)
-            pair.reference.fillUniform(uRef, seed: seed, offset: offset)
-            #expect(try pair.device.readFloats(u).map(\.bitPattern) == pair.reference.readFloats(uRef).map(\.bitPattern))
-            let (z, zRef) = try pair.zeros([count])
-            pair.device.fillNormal(z, seed: seed, offset: offset)
-            pair.reference.fillNormal(zRef, seed: seed, offset: offset)
-            #expect(try pair.device.readFloats(z).map(\.bitPattern) == pair.reference.readFloats(zRef).map(\.bitPattern))
-        }
-    }
-
     @Test func normalStreamHasUnitMoments() throws {
         let cpu = CPUBackend()
         let z = try cpu.makeTensor([200_000], .float32)

@@ -55,7 +55,7 @@ public struct CheckResult: Sendable, Codable {
         var maxAbsolute = 0.0, maxRelative = 0.0, worst: Int? = nil, worstExcess = 0.0
         for i in device.indices {
             let d = Double(device[i]), r = Double(reference[i])
-            if d.isNaN != r.isNaN || (tolerance.isExact && device[i].bitPattern != reference[i].bitPattern && !(d.isNaN && r.isNaN)) {
+            if d.isNaN != r.isNaN {
                 maxAbsolute = .infinity
                 if worst == nil || worstExcess < .infinity { (worst, worstExcess) = (i, .infinity) }
                 continue
@@ -64,7 +64,9 @@ public struct CheckResult: Sendable, Codable {
             let error = d == r ? 0 : abs(d - r)
             maxAbsolute = max(maxAbsolute, error)
             maxRelative = max(maxRelative, error / max(abs(r), 1e-30))
-            let excess = error - (tolerance.absolute + tolerance.relative * abs(r))
+            // Exact means the same bits (so +0 and −0 differ); the error is still reported as the distance.
+            let bitsDiffer = tolerance.isExact && device[i].bitPattern != reference[i].bitPattern
+            let excess = bitsDiffer ? max(error, .leastNonzeroMagnitude) : error - (tolerance.absolute + tolerance.relative * abs(r))
             if excess > 0 && excess > worstExcess { (worst, worstExcess) = (i, excess) }
         }
         let detail = worst.map { "element \($0): \(device[$0]) on the device, \(reference[$0]) on the reference" }

@@ -45,7 +45,7 @@ extension OpenCLBackend {
             .buffer(c), .int(Int32(n)), .int(Int32(m)), .int(Int32(n)), .int(Int32(k)),
             .float(alpha), .float(beta), .buffer(bias ?? c), .int((bias == nil ? 0 : 1) | (tanh ? 2 : 0)),
         ]
-        var chosen = family ?? tuning.family
+        var chosen = family ?? linearFamily ?? tuning.family
         let group = LinearTuning.gpuGroup
         if chosen == .gpu && powerOfTwoGroup("linear_gemm_gpu", atMost: group * group) < group * group {
             chosen = .cpu  // this device cannot run the GPU kernel's 16 × 16 work-groups (too many registers?)

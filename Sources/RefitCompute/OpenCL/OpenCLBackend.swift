@@ -15,6 +15,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     private var scratchTensor: Tensor?
     /// Work-group shapes of the reduction and selection kernels; tests set GPU shapes on a CPU device to run those paths.
     var groups: WorkGroups
+    /// The linear kernel family, when set, instead of the device's choice: tests run the GPU family on a CPU device.
+    var linearFamily: LinearTuning.Family?
 
     /// The options every program is built with: the kernels' knobs come from `KernelKnobs`, the table the host's
     /// launch shapes are read from.
