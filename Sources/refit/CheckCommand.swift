@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RefitCompute
+import Refit
 
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,16 +15,14 @@ struct CheckCommand: ParsableCommand {
     @Flag(help: "Print one JSON object {device, passed, failed, seconds, results} instead of the table.")
     var json = false
 
-    /// One list of checks, run in order, each step giving rows. The kernel cases are one group; whole-model checks
-    /// are meant to be appended as another.
+    /// One list of checks, run in order, each step giving rows: the kernel cases, then the whole-model checks.
     struct CheckGroup {
         let steps: [(label: String, run: (_ device: any Backend, _ reference: any Backend) throws -> [CheckResult])]
     }
 
-    /// Whole-model checks (a `[CheckResult]` from the Refit library) join as one more element, e.g.
-    /// `CheckGroup(steps: [("DiffRec training steps", { try ModelChecks.run(device: $0, reference: $1, quick: quick) })])`.
     func groups() -> [CheckGroup] {
-        [CheckGroup(steps: (quick ? KernelCases.quick : KernelCases.all).map { ($0.id, $0.run) })]
+        [CheckGroup(steps: (quick ? KernelCases.quick : KernelCases.all).map { ($0.id, $0.run) }),
+         CheckGroup(steps: [("whole models", { try ModelChecks.run(device: $0, reference: $1, quick: quick) })])]
     }
 
     /// What `--json` prints.
