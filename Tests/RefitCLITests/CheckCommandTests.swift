@@ -9,10 +9,11 @@ import Testing
     @Test func optionsAndDefaults() throws {
         let defaults = try CheckCommand.parse([])
         #expect(defaults.deviceOptions.device == "auto" && !defaults.quick && !defaults.json)
-        #expect(defaults.groups().flatMap(\.steps).count == KernelCases.all.count)
+        // The kernel cases, then the whole-model checks as one step.
+        #expect(defaults.groups().flatMap(\.steps).count == KernelCases.all.count + 1)
         let quick = try CheckCommand.parse(["--quick", "--json", "--device", "cpu"])
         #expect(quick.quick && quick.json && quick.deviceOptions.device == "cpu")
-        #expect(quick.groups().flatMap(\.steps).map(\.label) == KernelCases.quick.map(\.id))
+        #expect(quick.groups().flatMap(\.steps).map(\.label) == KernelCases.quick.map(\.id) + ["whole models"])
         #expect(throws: (any Error).self) { try CheckCommand.parse(["--fast"]) }
     }
 

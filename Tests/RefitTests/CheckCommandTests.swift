@@ -18,8 +18,11 @@ import RefitCompute
         let results = try #require(report["results"] as? [[String: Any]])
         #expect(report["failed"] as? Int == 0 && report["passed"] as? Int == results.count && !results.isEmpty)
         #expect((report["device"] as? String)?.isEmpty == false && report["seconds"] is Double)
-        #expect(results.allSatisfy { $0["passed"] as? Bool == true && $0["group"] as? String == "kernel" })
-        let names = Set(results.compactMap { $0["name"] as? String })
+        #expect(results.allSatisfy { $0["passed"] as? Bool == true })
+        // Every kernel operation, then the whole-model checks (every model of ModelChecks, one row each).
+        let kernels = results.filter { $0["group"] as? String == "kernel" }, models = results.filter { $0["group"] as? String == "model" }
+        #expect(kernels.count + models.count == results.count && models.count >= 6, "\(models.count) model rows")
+        let names = Set(kernels.compactMap { $0["name"] as? String })
         #expect(names == Set(KernelCases.all.map(\.name)), "missing: \(Set(KernelCases.all.map(\.name)).subtracting(names).sorted())")
         let families = Set(KernelCases.all.filter { names.contains($0.name) }.map(\.family))
         #expect(families == Set(KernelCase.Family.allCases))
@@ -31,7 +34,7 @@ import RefitCompute
         let lines = output.stdout.split(separator: "\n")
         #expect(lines.first?.hasPrefix("device: CPU reference") == true)
         #expect(lines.contains { $0.hasPrefix("group ") && $0.contains("max abs error") && $0.contains("device ms") })
-        let rows = lines.filter { $0.hasPrefix("kernel ") }
+        let rows = lines.filter { $0.hasPrefix("kernel ") || $0.hasPrefix("model ") }
         #expect(!rows.isEmpty && rows.allSatisfy { $0.contains(" PASS ") })
         #expect(lines.last?.hasPrefix("\(rows.count) of \(rows.count) passed on CPU reference (plain Swift) in ") == true, "\(lines.last ?? "")")
         #expect(output.stderr.contains("against itself"))
