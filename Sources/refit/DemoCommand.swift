@@ -17,9 +17,7 @@ struct DemoCommand: ParsableCommand {
 
     func run() throws {
         let console = Console(quiet: quiet)
-        var folder = out
-        var n = 2
-        while FileManager.default.fileExists(atPath: folder) { folder = "\(out)-\(n)"; n += 1 }
+        let folder = RunOutputOptions.unused(out)
         let backend = try device.makeBackend()
         console.note("device: \(backend.deviceDescription)")
         console.note("1/2 pre-training DiffRec on builtin:demo → \(folder)/pretrain")

@@ -56,7 +56,11 @@ struct RunOutputOptions: ParsableArguments {
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyyMMdd-HHmmss"
-        let base = "\(parent)/\(name)-\(formatter.string(from: now))"
+        return unused("\(parent)/\(name)-\(formatter.string(from: now))")
+    }
+
+    /// `base`, or its first numbered sibling `base-2`, `base-3`, … that does not exist yet.
+    static func unused(_ base: String) -> String {
         var folder = base, n = 2
         while FileManager.default.fileExists(atPath: folder) { folder = "\(base)-\(n)"; n += 1 }
         return folder

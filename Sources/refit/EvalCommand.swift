@@ -32,7 +32,7 @@ struct EvalCommand: ParsableCommand {
         var samples: Int?
 
         var given: [String] {
-            [(guidance != nil, "--guidance"), (samplingSteps != nil, "--sampling-steps"), (samples != nil, "--samples")].filter(\.0).map(\.1)
+            givenFlags([(guidance != nil, "--guidance"), (samplingSteps != nil, "--sampling-steps"), (samples != nil, "--samples")])
         }
     }
 

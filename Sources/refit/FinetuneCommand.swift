@@ -223,9 +223,9 @@ struct ReinforceOptions: ParsableArguments {
     var advantageClip: Float?
 
     var given: [String] {
-        [(rollouts != nil, "--rollouts"), (explorationScale != nil, "--exploration-scale"), (explore != nil, "--explore"),
+        givenFlags([(rollouts != nil, "--rollouts"), (explorationScale != nil, "--exploration-scale"), (explore != nil, "--explore"),
          (stepFraction != nil, "--step-fraction"), ((ppoEpochs ?? 0) != 0, "--ppo-epochs"), (clipRange != nil, "--clip-range"),
-         ((klCoef ?? 0) != 0, "--kl-coef"), (advantageClip != nil, "--advantage-clip")].filter(\.0).map(\.1)
+         ((klCoef ?? 0) != 0, "--kl-coef"), (advantageClip != nil, "--advantage-clip")])
     }
 
     func apply(to r: inout ReinforceSettings) throws {
@@ -261,8 +261,8 @@ struct PathwiseOptions: ParsableArguments {
     var focus: Int?
 
     var given: [String] {
-        [((anchor ?? 0) != 0, "--anchor"), (anchorUnseenOnly == true, "--anchor-unseen-only"), ((focus ?? 0) != 0, "--focus"),
-         ((pathwiseSteps ?? 0) != 0, "--pathwise-steps")].filter(\.0).map(\.1)
+        givenFlags([((anchor ?? 0) != 0, "--anchor"), (anchorUnseenOnly == true, "--anchor-unseen-only"), ((focus ?? 0) != 0, "--focus"),
+         ((pathwiseSteps ?? 0) != 0, "--pathwise-steps")])
     }
 
     func apply(to p: inout PathwiseSettings) throws {

@@ -82,7 +82,7 @@ struct DiffusionOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Diffusion steps T (default: DiffRec 40, DreamRec 500).")
     var steps: Int?
 
-    var given: [String] { [(schedule != nil, "--schedule"), (steps != nil, "--steps")].filter(\.0).map(\.1) }
+    var given: [String] { givenFlags([(schedule != nil, "--schedule"), (steps != nil, "--steps")]) }
 
     func apply(to s: inout some TrainingSettings) {
         if let schedule { s.schedule = schedule }
@@ -112,9 +112,9 @@ struct DiffRecOptions: ParsableArguments {
     var reweight: Bool?
 
     var given: [String] {
-        [(dims != nil, "--dims"), (embSize != nil, "--emb-size"), (meanType != nil, "--mean-type"), (noiseScale != nil, "--noise-scale"),
+        givenFlags([(dims != nil, "--dims"), (embSize != nil, "--emb-size"), (meanType != nil, "--mean-type"), (noiseScale != nil, "--noise-scale"),
          (noiseMin != nil, "--noise-min"), (noiseMax != nil, "--noise-max"), (startStep != nil, "--start-step"),
-         (reweight != nil, reweight == false ? "--no-reweight" : "--reweight")].filter(\.0).map(\.1)
+         (reweight != nil, reweight == false ? "--no-reweight" : "--reweight")])
     }
 
     /// The settings of `--preset` (or `defaultPreset`) with every DiffRec flag applied, checked.
@@ -171,7 +171,7 @@ struct SASRecOptions: ParsableArguments {
     var blocks: Int?
 
     var given: [String] {
-        [(historyLength != nil, "--history-length"), (hiddenSize != nil, "--hidden-size"), (blocks != nil, "--blocks")].filter(\.0).map(\.1)
+        givenFlags([(historyLength != nil, "--history-length"), (hiddenSize != nil, "--hidden-size"), (blocks != nil, "--blocks")])
     }
 
     func apply(to s: inout SequentialSettings) {
@@ -203,9 +203,9 @@ struct DreamRecOptions: ParsableArguments {
     var samplingSteps: Int?
 
     var given: [String] {
-        [(encoderFrom != nil, "--encoder-from"), (guidance != nil, "--guidance"), (nullProbability != nil, "--null-probability"),
+        givenFlags([(encoderFrom != nil, "--encoder-from"), (guidance != nil, "--guidance"), (nullProbability != nil, "--null-probability"),
          (denoiserDepth != nil, "--denoiser-depth"), (betaStart != nil, "--beta-start"), (betaEnd != nil, "--beta-end"),
-         (samplingSteps != nil, "--sampling-steps")].filter(\.0).map(\.1)
+         (samplingSteps != nil, "--sampling-steps")])
     }
 
     func apply(to s: inout SequentialSettings) {
@@ -266,6 +266,9 @@ extension SequentialSettings {
 func require(_ condition: Bool, _ message: @autoclosure () -> String) throws {
     if !condition { throw ValidationError(message()) }
 }
+
+/// The flags of `pairs` whose condition holds: what a group's `given` lists for `refuse`.
+func givenFlags(_ pairs: [(Bool, String)]) -> [String] { pairs.filter(\.0).map(\.1) }
 
 /// Refuses `flags` in one line: they belong to `family`, not to what this run is.
 func refuse(_ flags: [String], belongTo family: String, run: String) throws {

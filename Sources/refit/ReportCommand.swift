@@ -12,8 +12,8 @@ struct ReportCommand: ParsableCommand {
     @Argument(help: .hidden) var folder: String?
 
     func run() throws {
-        guard let path = input.from ?? input.checkpoint ?? folder else { throw ValidationError("Missing expected argument '--from <dir>': the run folder") }
-        let url = try ReportWriter.write(run: RunFolder(path))
+        // Either spelling; with neither, `input.path` gives the missing-argument error every command gives.
+        let url = try ReportWriter.write(run: RunFolder(try input.from ?? input.checkpoint ?? folder ?? input.path))
         print("wrote \(url.path)")
     }
 }
