@@ -30,6 +30,9 @@ struct BenchCommand: ParsableCommand {
         @Flag(inversion: .prefixedNo, help: "Time only 1024³, not DiffRec's shapes.")
         var cubeOnly = false
 
+        @Flag(inversion: .prefixedNo, help: "Print the result as JSON.")
+        var json = false
+
         func validate() throws {
             guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
             guard referenceRows >= 0 else { throw ValidationError("--reference-rows must not be negative") }
@@ -44,7 +47,13 @@ struct BenchCommand: ParsableCommand {
             let report = try benchmark.run(on: backend) { line in
                 FileHandle.standardError.write(Data((line + "\n").utf8))
             }
-            print(report.table)
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                print(String(decoding: try encoder.encode(report.summary), as: UTF8.self))
+            } else {
+                print(report.table)
+            }
         }
     }
 
@@ -69,6 +78,8 @@ struct BenchCommand: ParsableCommand {
         var repeats: Int = 1
         @Flag(inversion: .prefixedNo, help: "Print the result as JSON.")
         var json = false
+        @Flag(inversion: .prefixedNo, help: "Wait for every kernel and print where each timed phase's time went, kernel by kernel (OpenCL only; slows the run).")
+        var profile = false
 
         func run() throws {
             guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
@@ -79,7 +90,20 @@ struct BenchCommand: ParsableCommand {
                                               training: training, diffusion: diffusion)
             settings.seed = training.seed
             FileHandle.standardError.write(Data("device: \(backend.deviceDescription)\n".utf8))
-            let result = try PretrainBenchmark.run(backend: backend, dataset: dataset, settings: settings, split: split, repetitions: repeats)
+            let profiler = profile ? KernelProfile() : nil
+            if profile {
+                guard let openCL = backend as? OpenCLBackend else { throw ValidationError("--profile needs an OpenCL device") }
+                openCL.profile = profiler
+            }
+            var current: String?
+            let result = try PretrainBenchmark.run(backend: backend, dataset: dataset, settings: settings, split: split,
+                                                   repetitions: repeats) { next in
+                if let profiler {
+                    if let current { FileHandle.standardError.write(Data("\n\(current), kernel by kernel:\n\(profiler.table)\n".utf8)) }
+                    profiler.reset()
+                }
+                current = next
+            }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]

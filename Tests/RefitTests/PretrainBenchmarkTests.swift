@@ -14,6 +14,11 @@ import RefitCompute
         // time-embedding columns alone are needed: 2·(600·200 + 200·600 + 600·2810 + 600·10).
         let inputGradients: Double = 2 * (120_000 + 120_000 + 1_686_000 + 6_000)
         #expect(PretrainBenchmark.trainingFLOPsPerRow(ml1m) == 2 * 7_236_200 + inputGradients)
+        // The factored chain: per user the first layer's item columns once (2·2810·600), 40 steps of the middle
+        // layers and the 600 × 600 product (2·(120,000 + 120,000 + 360,000)), the last layer once; per batch U·W_L.
+        let perUser: Double = 2 * 2810 * 600 + 40 * 2 * 600_000 + 2 * 600 * 2810
+        #expect(PretrainBenchmark.factoredEvaluationFLOPs(ml1m, users: 5949, steps: 40, batchSize: 400)
+                == 5949 * perUser + 15 * 2 * 600 * 2810 * 600)
     }
 
     @Test func timesAnEpochAndAnEvaluation() throws {
@@ -22,6 +27,7 @@ import RefitCompute
                                                settings: PretrainTestSupport.tinySettings(), split: .valid, repetitions: 2)
         #expect(result.epochSeconds > 0 && result.evaluationSeconds > 0)
         #expect(result.denoisingSeconds > 0 && result.denoisingSeconds <= result.evaluationSeconds)
+        #expect(result.stepwiseEvaluationSeconds > 0 && result.stepwiseEvaluationGFLOP > result.evaluationGFLOP)
         #expect(result.trainingUsers == 40 && result.users == 40 && result.items == 30 && result.repetitions == 2)
         #expect(result.epochGFLOPPerSecond.isFinite && result.evaluationGFLOPPerSecond.isFinite)
         #expect(result.recall20 > 0 && result.recall20 <= 1)

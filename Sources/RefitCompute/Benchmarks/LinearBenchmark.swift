@@ -64,6 +64,23 @@ public struct LinearBenchmark: Sendable {
         public let measurements: [Measurement]
         public let notes: [String]
 
+        /// The results for scripts (Tools/bench-vs-pytorch.sh): the device and one row per measurement.
+        public struct Summary: Codable, Sendable {
+            public struct Row: Codable, Sendable {
+                public var shape: String, product: String
+                public var medianGFLOPS: Double, bestGFLOPS: Double, referenceGFLOPS: Double?, blasGFLOPS: Double?
+            }
+            public var device: String
+            public var rows: [Row]
+        }
+
+        public var summary: Summary {
+            Summary(device: device, rows: measurements.map {
+                .init(shape: $0.shape.description, product: $0.product.rawValue, medianGFLOPS: $0.medianGFLOPS,
+                      bestGFLOPS: $0.bestGFLOPS, referenceGFLOPS: $0.referenceGFLOPS, blasGFLOPS: $0.blasGFLOPS)
+            })
+        }
+
         /// The results as an aligned text table with its notes.
         public var table: String {
             let header = ["shape B×K→N", "product", "median GFLOP/s", "best GFLOP/s", "ms (median)", "CPU reference", "OpenBLAS"]

@@ -110,12 +110,14 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         }
     }
 
-    public func matmul(_ a: Tensor, transposeA: Bool, _ b: Tensor, transposeB: Bool, into c: Tensor, alpha: Float, beta: Float) {
+    public func matmul(_ a: Tensor, transposeA: Bool, _ b: Tensor, transposeB: Bool, into c: Tensor, alpha: Float, beta: Float,
+                       bias: Tensor?) {
         let m = transposeA ? a.columns : a.rows
         let k = transposeA ? a.rows : a.columns
         let n = transposeB ? b.rows : b.columns
         precondition((transposeB ? b.columns : b.rows) == k && c.rows == m && c.columns == n, "matmul shapes")
-        let ap = floats(a), bp = floats(b), cp = floats(c)
+        precondition(bias.map { $0.count == n } ?? true, "matmul: bias must hold \(n) values")
+        let ap = floats(a), bp = floats(b), cp = floats(c), biasp = bias.map(floats)
         for i in 0..<m {
             for j in 0..<n {
                 var acc: Float = 0
@@ -124,7 +126,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
                     let bv = transposeB ? bp[j * k + p] : bp[p * n + j]
                     acc += av * bv
                 }
-                cp[i * n + j] = alpha * acc + (beta == 0 ? 0 : beta * cp[i * n + j])
+                cp[i * n + j] = alpha * acc + (beta == 0 ? 0 : beta * cp[i * n + j]) + (biasp?[j] ?? 0)
             }
         }
     }

@@ -47,27 +47,32 @@ extension KernelCases {
     }
 
     /// Every transpose combination on every shape; the four (α, β) pairs rotate over the shapes, so each combination
-    /// meets each pair. Then the DiffRec layer's backward products at ML-1M: dX = dY'·W, and dW += dY'ᵀ·X for both
+    /// meets each pair, and the third pair adds a bias.
+    /// Then the DiffRec layer's backward products at ML-1M: dX = dY'·W, and dW += dY'ᵀ·X for both
     /// layers, the last tall enough (2810 rows) for the CPU family to split its rows into blocks.
     static let matmul: [KernelCase] = productShapes.enumerated().flatMap { index, shape in
         let (m, k, n) = shape
         return [(false, false), (true, false), (false, true), (true, true)].enumerated().map { combination, transposes in
             let (alpha, beta): (Float, Float) = [(1, 0), (1, 1), (0.5, -2), (-1.5, 0)][(index + combination) % 4]
-            return product(m, k, n, transposeA: transposes.0, transposeB: transposes.1, alpha: alpha, beta: beta)
+            return product(m, k, n, transposeA: transposes.0, transposeB: transposes.1, alpha: alpha, beta: beta,
+                           bias: (index + combination) % 4 == 2)
         }
     } + [product(400, 600, 2820, transposeA: false, transposeB: false, alpha: 1, beta: 0),
          product(600, 400, 2820, transposeA: true, transposeB: false, alpha: 1, beta: 1),
          product(2810, 400, 600, transposeA: true, transposeB: false, alpha: 1, beta: 1)]
 
-    /// C = α·op(A)·op(B) + β·C. C starts as NaN when β is 0: it must not be read. |α| scales the products; β·C adds at
-    /// most |β| to an output, which the relative term absorbs.
-    static func product(_ m: Int, _ k: Int, _ n: Int, transposeA: Bool, transposeB: Bool, alpha: Float, beta: Float) -> KernelCase {
-        KernelCase(.linear, "matmul A\(transposeA ? "ᵀ" : "")·B\(transposeB ? "ᵀ" : "")", "\(dims(m, k)) · \(dims(k, n)), α \(alpha) β \(beta)",
-                   .products(inner: k, scale: Double(abs(alpha)))) { be in
+    /// C = α·op(A)·op(B) + β·C (+ bias). C starts as NaN when β is 0: it must not be read. |α| scales the products; β·C
+    /// and the bias add at most |β| + 1 to an output, which the relative term absorbs.
+    static func product(_ m: Int, _ k: Int, _ n: Int, transposeA: Bool, transposeB: Bool, alpha: Float, beta: Float,
+                        bias withBias: Bool = false) -> KernelCase {
+        KernelCase(.linear, "matmul A\(transposeA ? "ᵀ" : "")·B\(transposeB ? "ᵀ" : "")\(withBias ? " + bias" : "")",
+                   "\(dims(m, k)) · \(dims(k, n)), α \(alpha) β \(beta)", .products(inner: k, scale: Double(abs(alpha)))) { be in
             let a = try be.tensor(CheckInputs.uniform(m * k, seed: UInt64(m * 31 + k)), shape: transposeA ? [k, m] : [m, k])
             let b = try be.tensor(CheckInputs.uniform(k * n, seed: UInt64(n * 17 + k)), shape: transposeB ? [n, k] : [k, n])
             let c = try be.tensor(beta == 0 ? CheckInputs.nan(m * n) : CheckInputs.uniform(m * n, seed: 5), shape: [m, n])
-            return .init({ be.matmul(a, transposeA: transposeA, b, transposeB: transposeB, into: c, alpha: alpha, beta: beta) }, output: c)
+            let bias = withBias ? try be.tensor(CheckInputs.uniform(n, seed: 7), shape: [n]) : nil
+            return .init({ be.matmul(a, transposeA: transposeA, b, transposeB: transposeB, into: c, alpha: alpha, beta: beta, bias: bias) },
+                         output: c)
         }
     }
 

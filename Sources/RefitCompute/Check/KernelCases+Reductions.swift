@@ -98,8 +98,12 @@ extension KernelCases {
 
     // MARK: Random numbers
 
-    /// Philox streams are bit-identical on every backend, at any seed and counter offset (past 2³²).
-    static let random: [KernelCase] = [(UInt64(42), UInt64(7), 257), (1, 0, 1), (0xDEAD_BEEF_1234, 1 << 33, 100_003)].flatMap { seed, offset, n in
+    /// Philox streams are bit-identical on every backend, at any seed and counter offset (past 2³²), including
+    /// offsets whose block or pair counters carry into the high word inside one work-item's eight lanes.
+    static let randomStreams: [(seed: UInt64, offset: UInt64, count: Int)] = [
+        (42, 7, 257), (1, 0, 1), (0xDEAD_BEEF_1234, 1 << 33, 100_003), (7, (1 << 33) - 5, 1000), (9, (1 << 34) - 6, 1000),
+    ]
+    static let random: [KernelCase] = randomStreams.flatMap { seed, offset, n in
         [("philox uniform", false), ("philox normal", true)].map { name, normal in
             KernelCase(.random, name, "\(n), seed \(seed), offset \(offset)", .exact) { be in
                 let t = try be.tensor(CheckInputs.nan(n), shape: [n])

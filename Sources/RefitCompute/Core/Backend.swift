@@ -68,8 +68,10 @@ public protocol Backend: AnyObject, Sendable {
     func linearForward(x: Tensor, weight: Tensor, bias: Tensor?, activation: Activation, into y: Tensor)
     /// `dPre = dY ⊙ act'(y)` given the layer's output y; for identity it is a copy. All (B, N). May alias dY.
     func activationBackward(dY: Tensor, y: Tensor, activation: Activation, into dPre: Tensor)
-    /// `c = alpha·op(a)·op(b) + beta·c`, op = transpose when asked. Row-major, c: (M, N).
-    func matmul(_ a: Tensor, transposeA: Bool, _ b: Tensor, transposeB: Bool, into c: Tensor, alpha: Float, beta: Float)
+    /// `c = alpha·op(a)·op(b) + beta·c (+ bias[j] in every row)`, op = transpose when asked. Row-major, c: (M, N);
+    /// bias: (N) or nil.
+    func matmul(_ a: Tensor, transposeA: Bool, _ b: Tensor, transposeB: Bool, into c: Tensor, alpha: Float, beta: Float,
+                bias: Tensor?)
     /// `y = beta·y + Σ_rows x`. x: (B, N), y: (N).
     func sumColumns(_ x: Tensor, into y: Tensor, beta: Float)
 
@@ -186,6 +188,11 @@ public protocol Backend: AnyObject, Sendable {
 extension Backend {
     /// The full backward pass of `linearForward`, accumulating into the weight and bias gradients:
     /// `dPre = dY ⊙ act'(y)`, `dX = dPre·W`, `dW += dPreᵀ·X`, `db += Σ_rows dPre`. dY is overwritten by dPre.
+    /// `c = alpha·op(a)·op(b) + beta·c`.
+    public func matmul(_ a: Tensor, transposeA: Bool, _ b: Tensor, transposeB: Bool, into c: Tensor, alpha: Float, beta: Float) {
+        matmul(a, transposeA: transposeA, b, transposeB: transposeB, into: c, alpha: alpha, beta: beta, bias: nil)
+    }
+
     public func linearBackward(x: Tensor, weight: Tensor, y: Tensor, activation: Activation, dY: Tensor,
                                dX: Tensor?, dWeight: Tensor, dBias: Tensor?) {
         activationBackward(dY: dY, y: y, activation: activation, into: dY)

@@ -21,8 +21,10 @@ extension OpenCLBackend {
         ])
     }
 
-    public func matmul(_ a: Tensor, transposeA: Bool, _ b: Tensor, transposeB: Bool, into c: Tensor, alpha: Float, beta: Float) {
-        gemm(a, transposeA: transposeA, b, transposeB: transposeB, into: c, alpha: alpha, beta: beta, bias: nil, tanh: false)
+    public func matmul(_ a: Tensor, transposeA: Bool, _ b: Tensor, transposeB: Bool, into c: Tensor, alpha: Float, beta: Float,
+                       bias: Tensor?) {
+        precondition(bias.map { $0.count == c.columns } ?? true, "matmul: bias must hold \(c.columns) values")
+        gemm(a, transposeA: transposeA, b, transposeB: transposeB, into: c, alpha: alpha, beta: beta, bias: bias, tanh: false)
     }
 
     /// `c = alpha·op(a)·op(b) + beta·c (+ bias per column) (then tanh)`, row-major; `family` overrides the device's

@@ -1,4 +1,5 @@
 import COpenCL
+import Foundation
 
 /// The backend that runs Kernels/*.cl on one OpenCL device (an NVIDIA GPU, or a CPU through PoCL).
 ///
@@ -17,6 +18,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     var groups: WorkGroups
     /// The linear kernel family, when set, instead of the device's choice: tests run the GPU family on a CPU device.
     var linearFamily: LinearTuning.Family?
+    /// When set, every launch is waited for and its time added to its kernel's row (`refit bench diffrec --profile`).
+    public var profile: KernelProfile?
 
     /// The options every program is built with: the kernels' knobs come from `KernelKnobs`, the table the host's
     /// launch shapes are read from.
@@ -102,7 +105,10 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     }
 
     /// Enqueues `name` over `global` work-items (rounded up to a multiple of `local` when given).
+    static let experimentLocal = ProcessInfo.processInfo.environment["REFIT_LOCAL1D"].flatMap(Int.init)
     func launch(_ name: String, global: [Int], local: [Int]? = nil, _ arguments: [KernelArgument]) {
+        var local = local
+        if local == nil, global.count == 1, let l = Self.experimentLocal { local = [l] }
         guard let kernel = kernel(name) else { return }
         for (index, argument) in arguments.enumerated() {
             let i = cl_uint(index)
@@ -120,6 +126,13 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             record(status, "clSetKernelArg(\(name), \(index))")
         }
         if global.contains(0) { return }
+        let started = profile.map { _ in clFinish(context.queue); return DispatchTime.now().uptimeNanoseconds }
+        defer {
+            if let started, let profile {
+                clFinish(context.queue)
+                profile.add(name, seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+            }
+        }
         var globalSize = global
         if let local { for d in global.indices { globalSize[d] = (global[d] + local[d] - 1) / local[d] * local[d] } }
         let status = globalSize.withUnsafeBufferPointer { g in
@@ -271,7 +284,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     public func dropout(_ x: Tensor, probability: Float, seed: UInt64, offset: UInt64, into y: Tensor) {
         precondition(probability >= 0 && probability < 1, "dropout probability \(probability) is not in [0, 1)")
-        launch("dropout", global: [Self.philoxBlocks(offset: offset, count: y.count, perBlock: 4)], [
+        launch("dropout", global: [Self.philoxWorkItems(offset: offset, count: y.count, perBlock: 4)], [
             .buffer(x), .buffer(y), .float(probability), .float(1 / (1 - probability)), .ulong(seed), .ulong(offset),
             .int(sameCount(x, y)),
         ])
@@ -340,20 +353,21 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     // MARK: Random numbers
 
-    /// Work-items for a random fill: one per Philox block (serving `perBlock` elements) that elements
-    /// [offset, offset + count) touch.
-    static func philoxBlocks(offset: UInt64, count: Int, perBlock: UInt64) -> Int {
+    /// Work-items for a random fill: one per eight Philox blocks (each serving `perBlock` elements) of those that
+    /// elements [offset, offset + count) touch (Kernels/random.cl runs the eight as vector lanes).
+    static func philoxWorkItems(offset: UInt64, count: Int, perBlock: UInt64) -> Int {
         guard count > 0 else { return 0 }
-        return Int((offset + UInt64(count) - 1) / perBlock - offset / perBlock + 1)
+        let blocks = Int((offset + UInt64(count) - 1) / perBlock - offset / perBlock + 1)
+        return (blocks + 7) / 8
     }
 
     public func fillUniform(_ tensor: Tensor, seed: UInt64, offset: UInt64) {
-        launch("fill_uniform", global: [Self.philoxBlocks(offset: offset, count: tensor.count, perBlock: 4)], [.buffer(tensor), .ulong(seed), .ulong(offset), .int(Int32(tensor.count))])
+        launch("fill_uniform", global: [Self.philoxWorkItems(offset: offset, count: tensor.count, perBlock: 4)], [.buffer(tensor), .ulong(seed), .ulong(offset), .int(Int32(tensor.count))])
     }
 
     public func fillNormal(_ tensor: Tensor, seed: UInt64, offset: UInt64) {
         let pair = offset >> 1
-        launch("fill_normal", global: [Self.philoxBlocks(offset: offset, count: tensor.count, perBlock: 2)], [
+        launch("fill_normal", global: [Self.philoxWorkItems(offset: offset, count: tensor.count, perBlock: 2)], [
             .buffer(tensor), .uint(UInt32(truncatingIfNeeded: seed)), .uint(UInt32(truncatingIfNeeded: seed >> 32)),
             .uint(UInt32(truncatingIfNeeded: pair)), .uint(UInt32(truncatingIfNeeded: pair >> 32)), .int(Int32(offset & 1)),
             .int(Int32(tensor.count)),
@@ -532,5 +546,28 @@ extension Double {
         var result = 1.0
         for _ in 0..<max(exponent, 0) { result *= self }
         return result
+    }
+}
+
+/// Wall time per kernel, for finding where a run's time goes: with it set, `OpenCLBackend` waits for each launch.
+public final class KernelProfile: @unchecked Sendable {
+    public private(set) var rows: [String: (launches: Int, seconds: Double)] = [:]
+
+    public init() {}
+
+    func add(_ kernel: String, seconds: Double) {
+        rows[kernel, default: (0, 0)].launches += 1
+        rows[kernel, default: (0, 0)].seconds += seconds
+    }
+
+    public func reset() { rows = [:] }
+
+    /// One line per kernel, the most time first, with its share of the total.
+    public var table: String {
+        let total = rows.values.reduce(0) { $0 + $1.seconds }
+        return rows.sorted { $0.value.seconds > $1.value.seconds }.map { name, row in
+            let share = total > 0 ? 100 * row.seconds / total : 0
+            return "\(name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(String(format: "%8d launches %9.3f s %5.1f%%", row.launches, row.seconds, share))"
+        }.joined(separator: "\n") + String(format: "\n%@ %27.3f s", "total".padding(toLength: 28, withPad: " ", startingAt: 0), total)
     }
 }
