@@ -31,8 +31,6 @@ class Denoiser(torch.nn.Module):
         super().__init__()
         self.embedding_size = embedding
         self.time = torch.nn.Linear(embedding, embedding)
-        widths = [items + embedding] + dims[::-1] + dims[1:] + [items]
-        widths = [items + embedding] + list(reversed(dims)) + list(dims[1:]) if False else None
         down = [items + embedding] + list(reversed(dims))     # 2820 → 600 → 200
         up = list(dims) + [items]                              # 200 → 600 → 2810
         sizes = list(zip(down[:-1], down[1:])) + list(zip(up[:-1], up[1:]))
@@ -115,8 +113,8 @@ def main():
     steps, batch_size, dims = 40, 400, [200, 600]
     betas, alpha_bar, previous = schedule(steps, 0.005, 0.005, 0.01)
     snr = alpha_bar / (1 - alpha_bar)
-    weights = torch.tensor(np.concatenate([[1.0], snr[:-1] - snr[1:]]) if False else
-                           np.concatenate([[snr[0] - snr[1]], snr[:-1] - snr[1:]]), dtype=torch.float32)
+    # DiffRec's reweighting: SNR(t−1) − SNR(t), and 1 at the first step.
+    weights = torch.tensor(np.concatenate([[1.0], snr[:-1] - snr[1:]]), dtype=torch.float32)
     sqrt_ab = torch.tensor(np.sqrt(alpha_bar), dtype=torch.float32)
     sqrt_1mab = torch.tensor(np.sqrt(1 - alpha_bar), dtype=torch.float32)
     coef_x0 = torch.tensor(betas * np.sqrt(previous) / (1 - alpha_bar), dtype=torch.float32)
@@ -168,7 +166,7 @@ def main():
     evaluation_seconds = best(evaluation, args.repeats)
     print(json.dumps({
         "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "blas": torch.backends.mkldnn.is_available() and "oneDNN/MKL" or "unknown",
+        "mkldnn": torch.backends.mkldnn.is_available(),
         "users": users, "training_users": int(len(training_users)), "items": items,
         "epoch_seconds": epoch_seconds, "evaluation_seconds": evaluation_seconds, "recall20": recall[0],
         "linear": linear_products(20),

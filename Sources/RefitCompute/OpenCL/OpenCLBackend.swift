@@ -105,10 +105,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     }
 
     /// Enqueues `name` over `global` work-items (rounded up to a multiple of `local` when given).
-    static let experimentLocal = ProcessInfo.processInfo.environment["REFIT_LOCAL1D"].flatMap(Int.init)
     func launch(_ name: String, global: [Int], local: [Int]? = nil, _ arguments: [KernelArgument]) {
-        var local = local
-        if local == nil, global.count == 1, let l = Self.experimentLocal { local = [l] }
         guard let kernel = kernel(name) else { return }
         for (index, argument) in arguments.enumerated() {
             let i = cl_uint(index)
