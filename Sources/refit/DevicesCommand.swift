@@ -13,6 +13,8 @@ struct DevicesCommand: ParsableCommand {
         if devices.isEmpty {
             print("No OpenCL device found (install an ICD such as pocl-opencl-icd, or a GPU driver's OpenCL).")
         }
+        let tables = Result { try KernelTuningTable.installed() }
+        if case .failure(let error) = tables { print("Tuning table: \(error)") }
         for d in devices {
             let mark = automatic.map { $0.selector == d.selector } == true ? "*" : " "
             print("\(mark) \(d.selector)  \(d.name)")
@@ -21,6 +23,11 @@ struct DevicesCommand: ParsableCommand {
             print("    global memory  \(d.globalMemoryBytes / (1 << 20)) MiB, local memory \(d.localMemoryBytes / 1024) KiB")
             print("    work-group     at most \(d.maxWorkGroupSize) work-items")
             print("    OpenCL C       \(d.openCLCVersion), driver \(d.driverVersion)")
+            print("    vendor         \(d.vendor)")
+            if let chosen = try? tables.get().parameters(for: d) {
+                print("    kernels        \(chosen.source)")
+                print("                   \(KernelParameters.describe(chosen.parameters, against: .defaults(for: d)))")
+            }
         }
         print("\(automatic == nil ? "*" : " ") cpu  CPU reference (plain Swift: slow, for tests and as a last resort)")
         print("\n* = what --device auto takes")

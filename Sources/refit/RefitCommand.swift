@@ -16,6 +16,7 @@ struct RefitCommand: ParsableCommand {
             DemoCommand.self,
             DevicesCommand.self,
             CheckCommand.self,
+            TuneCommand.self,
             DataCommand.self,
             PretrainCommand.self,
             FinetuneCommand.self,

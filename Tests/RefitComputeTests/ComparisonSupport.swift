@@ -11,7 +11,7 @@ extension BackendPair {
     func deviceVariants() throws -> [(label: String, backend: any Backend)] {
         guard let openCL = device as? OpenCLBackend, !openCL.deviceInfo.isGPU else { return [("", device)] }
         let gpuShaped = try OpenCLBackend(device: openCL.deviceInfo)
-        gpuShaped.groups = .gpu(localMemoryBytes: openCL.deviceInfo.localMemoryBytes)
+        gpuShaped.parameters.groups = .gpu(localMemoryBytes: openCL.deviceInfo.localMemoryBytes)
         gpuShaped.linearFamily = .gpu
         return [("", device), (" [GPU work-groups]", gpuShaped)]
     }

@@ -85,19 +85,24 @@ import Testing
 
     // MARK: Launch plan
 
-    /// The CPU family's grid covers every row exactly once and splits rows only to feed every compute unit.
+    /// The CPU family's grid covers every row exactly once and splits rows only to feed every compute unit, with the
+    /// default parameters and with tuned-looking ones (other tile, fewer items per core, short tall blocks).
     @Test(arguments: [(1, 1), (7, 33), (400, 600), (400, 200), (400, 2810), (2810, 600), (1024, 1024), (5, 1), (4099, 33)])
     func cpuPlanCoversTheOutput(m: Int, n: Int) throws {
         guard let info = OpenCLRuntime.devices.first else { return }
-        let tuning = LinearTuning(device: info)
-        for transposedA in [false, true] {
-            let plan = tuning.cpuPlan(m: m, n: n, transposedA: transposedA)
-            #expect(plan.panels * LinearTuning.cpuPanel >= n && (plan.panels - 1) * LinearTuning.cpuPanel < n)
-            #expect(plan.rowsPerItem % LinearTuning.cpuTileRows == 0)
-            #expect(plan.rowBlocks * plan.rowsPerItem >= m && (plan.rowBlocks - 1) * plan.rowsPerItem < m)
-            let tall = transposedA && m >= 2048
-            #expect(plan.rowBlocks == 1 || plan.panels * (plan.rowBlocks - 1) < tuning.itemsPerComputeUnit * tuning.computeUnits || tall)
-            #expect(!tall || plan.rowsPerItem <= LinearTuning.transposedRowTiles * LinearTuning.cpuTileRows)
+        var other = LinearParameters()
+        (other.cpuTileRows, other.cpuTileVectors, other.cpuItemsPerComputeUnit, other.cpuTransposedRowTiles) = (7, 1, 2, 3)
+        for parameters in [LinearParameters(), other] {
+            let tuning = LinearTuning(device: info, parameters: parameters)
+            for transposedA in [false, true] {
+                let plan = tuning.cpuPlan(m: m, n: n, transposedA: transposedA)
+                #expect(plan.panels * parameters.cpuPanel >= n && (plan.panels - 1) * parameters.cpuPanel < n)
+                #expect(plan.rowsPerItem % parameters.cpuTileRows == 0)
+                #expect(plan.rowBlocks * plan.rowsPerItem >= m && (plan.rowBlocks - 1) * plan.rowsPerItem < m)
+                let tall = transposedA && m >= 2048
+                #expect(plan.rowBlocks == 1 || plan.panels * (plan.rowBlocks - 1) < parameters.cpuItemsPerComputeUnit * tuning.computeUnits || tall)
+                #expect(!tall || plan.rowsPerItem <= parameters.cpuTransposedRowTiles * parameters.cpuTileRows)
+            }
         }
     }
 }

@@ -61,6 +61,9 @@ public struct LinearBenchmark: Sendable {
 
     public struct Report: Sendable {
         public let device: String
+        /// For an OpenCL device: its kernel parameters and their source (a tuning-table row or the defaults).
+        public let parameters: KernelParameters?
+        public let parametersSource: String?
         public let measurements: [Measurement]
         public let notes: [String]
 
@@ -71,11 +74,14 @@ public struct LinearBenchmark: Sendable {
                 public var medianGFLOPS: Double, bestGFLOPS: Double, referenceGFLOPS: Double?, blasGFLOPS: Double?
             }
             public var device: String
+            /// The kernel parameters the device ran with (every one by name) and where they came from.
+            public var parameters: [String: Int]?
+            public var parametersSource: String?
             public var rows: [Row]
         }
 
         public var summary: Summary {
-            Summary(device: device, rows: measurements.map {
+            Summary(device: device, parameters: parameters?.values, parametersSource: parametersSource, rows: measurements.map {
                 .init(shape: $0.shape.description, product: $0.product.rawValue, medianGFLOPS: $0.medianGFLOPS,
                       bestGFLOPS: $0.bestGFLOPS, referenceGFLOPS: $0.referenceGFLOPS, blasGFLOPS: $0.blasGFLOPS)
             })
@@ -98,7 +104,13 @@ public struct LinearBenchmark: Sendable {
                     return c < 2 ? cell + pad : pad + cell
                 }.joined(separator: "  ")
             }
-            var text = ["Linear layer benchmark on \(device)", ""]
+            var text = ["Linear layer benchmark on \(device)"]
+            if let parameters, let parametersSource {
+                text.append("kernel parameters: \(parametersSource)")
+                text.append("  " + KernelParameters.entries.filter { $0.name.hasPrefix("LIN_") }
+                    .map { "\($0.name)=\(parameters[keyPath: $0.keyPath])" }.joined(separator: " "))
+            }
+            text.append("")
             text.append(line(header))
             text.append(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  "))
             text += rows.map(line)
@@ -197,7 +209,9 @@ public struct LinearBenchmark: Sendable {
                                medianSeconds: sorted[sorted.count / 2], bestSeconds: sorted[0],
                                referenceGFLOPS: reference[key], blasGFLOPS: blas[key])
         }
-        return Report(device: backend.deviceDescription, measurements: measurements, notes: notes)
+        let openCL = backend as? OpenCLBackend
+        return Report(device: backend.deviceDescription, parameters: openCL?.parameters, parametersSource: openCL?.parametersSource,
+                      measurements: measurements, notes: notes)
     }
 
     static func time(_ work: () throws -> Void) throws -> Double {

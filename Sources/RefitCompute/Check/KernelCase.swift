@@ -54,9 +54,28 @@ public struct KernelCase: Sendable, Identifiable {
         }
     }
 
+    /// A reference output, read back: compared exactly when integer.
+    public enum Expected: Sendable {
+        case floats([Float])
+        case integers([Int32])
+    }
+
+    /// The case's outputs on `reference`, to compare several device runs with one reference run (`refit tune`).
+    public func expectedOutputs(on reference: any Backend) throws -> [Expected] {
+        let expected = try prepare(reference)
+        expected.operation()
+        return try expected.outputs.map {
+            $0.tensor.elementType == .int32 ? .integers(try reference.readInt32s($0.tensor)) : .floats(try reference.readFloats($0.tensor))
+        }
+    }
+
     /// Runs the case on `device` (once to warm up: kernels are created and scratch sized on first use; then once timed,
     /// up to its completion) and on `reference`, and compares every output: one row per output, each with the device time.
     public func run(device: any Backend, reference: any Backend) throws -> [CheckResult] {
+        try run(device: device, expected: try expectedOutputs(on: reference))
+    }
+
+    public func run(device: any Backend, expected: [Expected]) throws -> [CheckResult] {
         try prepare(device).operation()
         try device.synchronize()
         let timed = try prepare(device)
@@ -65,16 +84,16 @@ public struct KernelCase: Sendable, Identifiable {
         timed.operation()
         try device.synchronize()
         let milliseconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
-        let expected = try prepare(reference)
-        expected.operation()
-        return try zip(timed.outputs, expected.outputs).map { actual, wanted in
+        return try zip(timed.outputs, expected).map { actual, wanted in
             let shape = actual.name.map { "\(self.shape): \($0)" } ?? self.shape
-            if actual.tensor.elementType == .int32 {
-                return CheckResult.compare(try device.readInt32s(actual.tensor), try reference.readInt32s(wanted.tensor), group: "kernel",
+            switch wanted {
+            case .integers(let values):
+                return CheckResult.compare(try device.readInt32s(actual.tensor), values, group: "kernel",
                                            name: name, shape: shape, deviceMilliseconds: milliseconds)
+            case .floats(let values):
+                return CheckResult.compare(try device.readFloats(actual.tensor), values, group: "kernel",
+                                           name: name, shape: shape, tolerance: actual.tolerance ?? tolerance, deviceMilliseconds: milliseconds)
             }
-            return CheckResult.compare(try device.readFloats(actual.tensor), try reference.readFloats(wanted.tensor), group: "kernel",
-                                       name: name, shape: shape, tolerance: actual.tolerance ?? tolerance, deviceMilliseconds: milliseconds)
         }
     }
 }

@@ -37,7 +37,7 @@ extension OpenCLBackend {
         precondition((transposeB ? b.columns : b.rows) == k && c.rows == m && c.columns == n, "matmul shapes")
         precondition(c.storage !== a.storage && c.storage !== b.storage, "matmul: the output may not alias an input")
         precondition(max(a.count, b.count, c.count) <= Int(Int32.max), "matmul: tensors beyond 2³¹ elements")
-        let tuning = LinearTuning(device: deviceInfo)
+        let tuning = LinearTuning(device: deviceInfo, parameters: parameters.linear)
         // A(i, p) = a[i·asi + p·ask], B(p, j) = b[p·bsk + j·bsj]: see Kernels/linear.cl.
         let (asi, ask) = transposeA ? (1, m) : (k, 1)
         let (bsk, bsj) = transposeB ? (1, k) : (n, 1)
@@ -48,7 +48,7 @@ extension OpenCLBackend {
             .float(alpha), .float(beta), .buffer(bias ?? c), .int((bias == nil ? 0 : 1) | (tanh ? 2 : 0)),
         ]
         var chosen = family ?? linearFamily ?? tuning.family
-        let group = LinearTuning.gpuGroup
+        let group = tuning.parameters.gpuGroup
         if chosen == .gpu && powerOfTwoGroup("linear_gemm_gpu", atMost: group * group) < group * group {
             chosen = .cpu  // this device cannot run the GPU kernel's 16 × 16 work-groups (too many registers?)
         }
@@ -57,20 +57,19 @@ extension OpenCLBackend {
             let plan = tuning.cpuPlan(m: m, n: n, transposedA: transposeA)
             launch("linear_gemm_cpu", global: [plan.panels, plan.rowBlocks], local: [1, 1], arguments + [
                 .int(Int32(plan.rowsPerItem)), .int(Int32(tuning.innerBlock)),
-                .local(bytes: tuning.innerBlock * LinearTuning.cpuPanel * 4),
-                .local(bytes: tuning.innerBlock * LinearTuning.cpuTileRows * 4),
+                .local(bytes: tuning.innerBlock * tuning.parameters.cpuPanel * 4),
+                .local(bytes: tuning.innerBlock * tuning.parameters.cpuTileRows * 4),
             ])
         case .gpu:
-            let tile = LinearTuning.gpuTile
+            let tile = tuning.parameters.gpuTile
             launch("linear_gemm_gpu", global: [(n + tile - 1) / tile * group, (m + tile - 1) / tile * group],
                    local: [group, group], arguments)
         }
     }
 }
 
-/// How the linear kernels are launched on one device: a small table by kind of device.
-///
-/// The tile shapes come from `KernelKnobs`, which the program is also built with.
+/// How the linear kernels are launched on one device: the family by kind of device, the launch plan from the
+/// backend's `LinearParameters` (the same values the program was built with).
 struct LinearTuning: Sendable, Equatable {
     enum Family: String, Sendable, CaseIterable {
         /// `linear_gemm_cpu`: one work-item per group, a `cpuTileRows` × `cpuPanel` register tile in float16 vectors.
@@ -79,48 +78,40 @@ struct LinearTuning: Sendable, Equatable {
         case gpu
     }
 
-    /// Columns of C per CPU work-item (LIN_CPU_NR in the kernel).
-    static let cpuPanel = 16 * KernelKnobs.linearCPUTileVectors.value
-    /// Rows of C per CPU register tile.
-    static let cpuTileRows = KernelKnobs.linearCPUTileRows.value
-    /// Most register tiles per work-item for a tall transposed A (see `cpuPlan`).
-    static let transposedRowTiles = 40
-    /// Rows and columns of C per GPU work-group, and the side of that square work-group (LIN_GPU_RTS in the kernel).
-    static let gpuTile = KernelKnobs.linearGPUTile.value
-    static let gpuGroup = KernelKnobs.linearGPUTile.value / KernelKnobs.linearGPUWorkPerItem.value
-
     let family: Family
-    /// Inner indices per packed panel (CPU family): 256 × 32 floats = 32 KiB of local memory (plus 12 KiB for a
-    /// transposed A), within L1 and L2 reach of one core; fewer where the device has less local memory.
+    let parameters: LinearParameters
+    /// Inner indices per packed panel (CPU family): `LIN_CPU_KC`, fewer where the device has less local memory.
     let innerBlock: Int
-    /// Work-items to aim for per compute unit (CPU family), so that the last ones do not leave a core idle.
-    let itemsPerComputeUnit: Int
     let computeUnits: Int
 
     /// `REFIT_LINEAR_KERNELS=cpu|gpu` forces a family, for measurements.
     private static let forcedFamily = ProcessInfo.processInfo.environment["REFIT_LINEAR_KERNELS"].flatMap(Family.init(rawValue:))
 
-    init(device: OpenCLDeviceInfo) {
-        let gpuFits = device.maxWorkGroupSize >= Self.gpuGroup * Self.gpuGroup && device.localMemoryBytes >= 16 * 1024
+    init(device: OpenCLDeviceInfo, parameters: LinearParameters) {
+        self.parameters = parameters
+        let gpuFits = device.maxWorkGroupSize >= parameters.gpuGroup * parameters.gpuGroup
+            && device.localMemoryBytes >= parameters.gpuLocalBytes
         family = Self.forcedFamily ?? (device.isGPU && gpuFits ? .gpu : .cpu)
-        let panelBytes = Self.cpuPanel * 4
-        innerBlock = max(16, min(256, device.localMemoryBytes / 2 / (panelBytes + Self.cpuTileRows * 4) / 16 * 16))
-        itemsPerComputeUnit = 4
+        let bytesPerIndex = (parameters.cpuPanel + parameters.cpuTileRows) * 4
+        innerBlock = max(16, min(parameters.cpuInnerBlock, device.localMemoryBytes / 2 / bytesPerIndex / 16 * 16))
         computeUnits = max(1, device.computeUnits)
     }
 
-    /// The CPU family's grid: one work-item per 32-column panel and block of rows. Rows are split only as far as
-    /// needed to give every compute unit several work-items, since each split re-packs the panel — and, when A is
-    /// stored transposed and tall (dW of a layer with thousands of outputs), into blocks of at most
-    /// `transposedRowTiles` tiles, so that the rows a core gathers stay in its L2 cache from one panel to the next
-    /// (PoCL hands each thread consecutive work-items): +12% on 2810 × 600 × 400, nothing at M ≤ 1024.
+    /// The CPU family's grid: one work-item per panel and block of rows. Rows are split only as far as needed to give
+    /// every compute unit `LIN_CPU_ITEMS` work-items, since each split re-packs the panel — and, when A is stored
+    /// transposed and tall (dW of a layer with thousands of outputs), into blocks of at most `LIN_CPU_TALL_TILES`
+    /// tiles, so that the rows a core gathers stay in its L2 cache from one panel to the next (PoCL hands each thread
+    /// consecutive work-items).
     func cpuPlan(m: Int, n: Int, transposedA: Bool = false) -> (panels: Int, rowBlocks: Int, rowsPerItem: Int) {
-        let panels = (n + Self.cpuPanel - 1) / Self.cpuPanel
-        let tiles = max(1, (m + Self.cpuTileRows - 1) / Self.cpuTileRows)
-        let target = itemsPerComputeUnit * computeUnits
+        let (panel, tileRows) = (parameters.cpuPanel, parameters.cpuTileRows)
+        let panels = (n + panel - 1) / panel
+        let tiles = max(1, (m + tileRows - 1) / tileRows)
+        let target = parameters.cpuItemsPerComputeUnit * computeUnits
         var blocks = min(tiles, max(1, (target + panels - 1) / max(panels, 1)))
-        if transposedA && m >= 2048 { blocks = max(blocks, (tiles + Self.transposedRowTiles - 1) / Self.transposedRowTiles) }
-        let rowsPerItem = (tiles + blocks - 1) / blocks * Self.cpuTileRows
+        if transposedA && m >= 2048 {
+            blocks = max(blocks, (tiles + parameters.cpuTransposedRowTiles - 1) / parameters.cpuTransposedRowTiles)
+        }
+        let rowsPerItem = (tiles + blocks - 1) / blocks * tileRows
         return (panels, (m + rowsPerItem - 1) / rowsPerItem, rowsPerItem)
     }
 }

@@ -34,8 +34,8 @@ extension OpenCLBackend {
         guard rows > 0 else { return }
         // The parameter gradients read dY, so they go first: dX may alias it. Work-groups as in sumColumns.
         let name = "layer_norm_parameter_gradients"
-        let slices = powerOfTwoGroup(name, atMost: min(groups.columnSlices, rows.nextPowerOfTwo))
-        let width = max(1, powerOfTwoGroup(name, atMost: groups.columnSlices * groups.columnWidth) / slices)
+        let slices = powerOfTwoGroup(name, atMost: min(parameters.groups.columnSlices, rows.nextPowerOfTwo))
+        let width = max(1, powerOfTwoGroup(name, atMost: parameters.groups.columnSlices * parameters.groups.columnWidth) / slices)
         launch(name, global: [d, slices], local: [width, slices], [
             .buffer(x), .buffer(mean), .buffer(rstd), .buffer(dY), .buffer(dGamma), .buffer(dBeta),
             .int(Int32(rows)), .int(Int32(d)), .local(bytes: 2 * width * slices * 4),

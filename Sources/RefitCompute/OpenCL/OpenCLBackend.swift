@@ -14,26 +14,36 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     private var partialTotals: Tensor?
     /// Scratch that one operation passes between its own launches (see `scratch(_:)`).
     private var scratchTensor: Tensor?
-    /// Work-group shapes of the reduction and selection kernels; tests set GPU shapes on a CPU device to run those paths.
-    var groups: WorkGroups
     /// The linear kernel family, when set, instead of the device's choice: tests run the GPU family on a CPU device.
     var linearFamily: LinearTuning.Family?
     /// When set, every launch is waited for and its time added to its kernel's row (`refit bench diffrec --profile`).
     public var profile: KernelProfile?
+    /// What the program was built with and every launch is sized by. Only the host-side parameters may change after
+    /// the build (`refit tune` tries those without rebuilding; tests set GPU work-group shapes on a CPU device).
+    public internal(set) var parameters: KernelParameters {
+        didSet { precondition(parameters.defines == oldValue.defines, "compile-time kernel parameters need a new backend") }
+    }
+    /// Where `parameters` came from: a tuning-table row, the defaults for the device's kind, or the caller.
+    public let parametersSource: String
 
-    /// The options every program is built with: the kernels' knobs come from `KernelKnobs`, the table the host's
-    /// launch shapes are read from.
-    static let buildOptions = "-cl-std=CL1.2 " + KernelKnobs.defines
-
-    /// Builds every embedded kernel for `device`; a build failure throws with the compiler's log.
+    /// Builds every embedded kernel for `device` with the parameters the installed tuning table gives it (see
+    /// `KernelTuningTable`); a malformed table, or a build failure, throws (the latter with the compiler's log).
     public convenience init(device: OpenCLDeviceInfo) throws {
-        try self.init(device: device, buildOptions: Self.buildOptions)
+        let chosen = try KernelTuningTable.installed().parameters(for: device)
+        try self.init(device: device, parameters: chosen.parameters, source: chosen.source)
     }
 
-    /// `buildOptions` other than the standard ones are for tests (such as building with the kernel files' own defaults).
-    init(device: OpenCLDeviceInfo, buildOptions: String) throws {
+    public convenience init(device: OpenCLDeviceInfo, parameters: KernelParameters, source: String = "given") throws {
+        try parameters.validate()
+        try self.init(device: device, parameters: parameters, source: source, buildOptions: parameters.buildOptions)
+    }
+
+    /// `buildOptions` other than `parameters.buildOptions` are for tests (such as building with the kernel files' own
+    /// defaults).
+    init(device: OpenCLDeviceInfo, parameters: KernelParameters, source: String, buildOptions: String) throws {
         context = try OpenCLContext(device: device, buildOptions: buildOptions)
-        groups = WorkGroups(device: device)
+        self.parameters = parameters
+        parametersSource = source
     }
 
     deinit { for kernel in kernels.values { clReleaseKernel(kernel) } }
@@ -76,7 +86,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     /// Work-items per work-group for a row-wise kernel over rows of `columns` entries.
     private func rowGroup(_ name: String, columns: Int) -> Int {
-        powerOfTwoGroup(name, atMost: min(groups.rowReduction, max(columns, 1).nextPowerOfTwo))
+        powerOfTwoGroup(name, atMost: min(parameters.groups.rowReduction, max(columns, 1).nextPowerOfTwo))
     }
 
     /// Launches a per-row reduction: one work-group per row, with one float of local scratch per work-item.
@@ -244,8 +254,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     public func sumColumns(_ x: Tensor, into y: Tensor, beta: Float) {
         precondition(y.count == x.columns)
-        let slices = powerOfTwoGroup("sum_columns", atMost: min(groups.columnSlices, max(x.rows, 1).nextPowerOfTwo))
-        let width = max(1, powerOfTwoGroup("sum_columns", atMost: groups.columnSlices * groups.columnWidth) / slices)
+        let slices = powerOfTwoGroup("sum_columns", atMost: min(parameters.groups.columnSlices, max(x.rows, 1).nextPowerOfTwo))
+        let width = max(1, powerOfTwoGroup("sum_columns", atMost: parameters.groups.columnSlices * parameters.groups.columnWidth) / slices)
         launch("sum_columns", global: [x.columns, slices], local: [width, slices], [
             .buffer(x), .buffer(y), .float(beta), .int(Int32(x.rows)), .int(Int32(x.columns)), .local(bytes: width * slices * 4),
         ])
@@ -319,8 +329,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     /// element count and the device only, so the order of additions, and the result, are fixed.
     private func reduceTotal(_ x: Tensor, into result: Tensor, squares: Bool) {
         precondition(result.count >= 1 && result.elementType == .float32)
-        let size = powerOfTwoGroup("reduce_total", atMost: groups.totalGroupSize)
-        let count = groups.totalGroupCount(elements: x.count, groupSize: size)
+        let size = powerOfTwoGroup("reduce_total", atMost: parameters.groups.totalGroupSize)
+        let count = parameters.groups.totalGroupCount(elements: x.count, groupSize: size)
         if count == 1 {
             launch("reduce_total", global: [size], local: [size], [
                 .buffer(x), .buffer(result), .int(Int32(x.count)), .int(squares ? 1 : 0), .local(bytes: size * 4),
@@ -432,7 +442,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         precondition(dense.rows == rows.count && dense.columns == matrix.columns, "densifyRows shapes")
         fill(dense, with: 0)
         guard rows.count > 0 else { return }
-        let size = powerOfTwoGroup("densify_rows", atMost: groups.densifyGroupSize)
+        let size = powerOfTwoGroup("densify_rows", atMost: parameters.groups.densifyGroupSize)
         launch("densify_rows", global: [rows.count * size], local: [size], [
             .buffer(matrix.rowPointers), .buffer(matrix.columnIndices), .buffer(rows), .buffer(dense), .int(Int32(dense.columns)),
         ])
@@ -460,10 +470,10 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         let masks: [KernelArgument] = [.int(kind), .buffer(pointers), .buffer(columns), .buffer(maskRows), .buffer(dense)]
         // The largest power-of-two group whose lists, min(k, ⌈n/L⌉) entries per work-item, fit the local-memory budget;
         // with one work-item per row, the serial kernel does the same with no local memory.
-        var size = powerOfTwoGroup("top_k", atMost: groups.topKGroupSize)
+        var size = powerOfTwoGroup("top_k", atMost: parameters.groups.topKGroupSize)
         func capacity(_ size: Int) -> Int { max(1, min(k, (n + size - 1) / size)) }
         func bytes(_ size: Int) -> Int { size * capacity(size) * 8 + size * 12 }
-        while size > 1 && bytes(size) > groups.localMemoryBudget { size /= 2 }
+        while size > 1 && bytes(size) > parameters.groups.localMemoryBudget { size /= 2 }
         if size == 1 {
             launch("top_k_serial", global: [batch], [
                 .buffer(scores), .int(Int32(batch)), .int(Int32(n)), .int(Int32(k))] + masks + [.buffer(indices), .buffer(values),
@@ -476,59 +486,6 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             .buffer(indices), .buffer(values), .local(bytes: listBytes), .local(bytes: listBytes),
             .local(bytes: size * 4), .local(bytes: size * 4), .local(bytes: size * 4),
         ])
-    }
-}
-
-/// Work-group shapes for the reduction and selection kernels, by kind of device.
-///
-/// A GPU wants many work-items per row: adjacent work-items read adjacent floats (coalesced loads) and a batch of 400
-/// rows fills the device. PoCL runs a work-group as a loop on one core, where the per-row kernels are fastest with one
-/// work-item per row, the same work as a plain loop. Measured through PoCL on a 2-core Xeon at 400 × 2810: 256
-/// work-items per row cost 1.2–2× (sum_rows, log-softmax), and top_k with 64 cost 4–10×, while one work-item per row
-/// (for top_k, the serial kernel) matches the earlier kernels. Whole-tensor sums use several groups on both; on PoCL
-/// 32 groups of 32 sum 3.6M floats 4.7× faster than the earlier single group. Results are deterministic for a given
-/// device: the shapes depend only on the device and the tensor's size.
-struct WorkGroups: Sendable {
-    /// Work-items per row (at most) for sum_rows, log_softmax_rows, gaussian_log_probability and squared_error_rows.
-    var rowReduction: Int
-    /// sum_columns groups: `columnWidth` adjacent columns × `columnSlices` row slices.
-    var columnWidth: Int
-    var columnSlices: Int
-    /// Work-items per group of reduce_total, and the most groups a whole-tensor sum is split into.
-    var totalGroupSize: Int
-    var maxTotalGroups: Int
-    /// Work-items per row of top_k (at most: fewer when the lists would not fit `localMemoryBudget`; 1 means the serial
-    /// kernel) and of densify_rows.
-    var topKGroupSize: Int
-    var densifyGroupSize: Int
-    /// Local memory that one top_k work-group may use: a part of a GPU core's, so that several groups share a core.
-    var localMemoryBudget: Int
-
-    /// Upper bound on `maxTotalGroups`: the size of the partial-totals buffer.
-    static let totalGroups = 1024
-
-    static func gpu(localMemoryBytes: Int) -> WorkGroups {
-        WorkGroups(rowReduction: 256, columnWidth: 32, columnSlices: 8, totalGroupSize: 256, maxTotalGroups: totalGroups,
-                   topKGroupSize: 64, densifyGroupSize: 64, localMemoryBudget: min(localMemoryBytes, 32 * 1024))
-    }
-
-    static func cpu(computeUnits: Int, localMemoryBytes: Int) -> WorkGroups {
-        WorkGroups(rowReduction: 1, columnWidth: 64, columnSlices: 1, totalGroupSize: 32,
-                   maxTotalGroups: min(totalGroups, 16 * max(computeUnits, 1)),
-                   topKGroupSize: 1, densifyGroupSize: 64, localMemoryBudget: min(localMemoryBytes, 32 * 1024))
-    }
-
-    /// Work-groups for a whole-tensor reduction of `elements`: few enough that each work-item adds at least one whole
-    /// block of reduce_total.
-    func totalGroupCount(elements: Int, groupSize: Int) -> Int {
-        min(maxTotalGroups, max(1, elements / (groupSize * KernelKnobs.totalBlock.value)))
-    }
-}
-
-extension WorkGroups {
-    init(device: OpenCLDeviceInfo) {
-        self = device.isGPU ? .gpu(localMemoryBytes: device.localMemoryBytes)
-            : .cpu(computeUnits: device.computeUnits, localMemoryBytes: device.localMemoryBytes)
     }
 }
 

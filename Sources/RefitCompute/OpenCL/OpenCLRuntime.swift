@@ -54,6 +54,8 @@ public struct OpenCLDeviceInfo: @unchecked Sendable, CustomStringConvertible {
     /// CL_PLATFORM_VERSION, e.g. "OpenCL 3.0 PoCL 3.1 …" or NVIDIA's "OpenCL 3.0 CUDA 12.4".
     public let platformVersion: String
     public let name: String
+    /// CL_DEVICE_VENDOR, e.g. "NVIDIA Corporation" or "AuthenticAMD".
+    public let vendor: String
     public let isGPU: Bool
     public let typeName: String
     public let computeUnits: Int
@@ -112,6 +114,7 @@ public enum OpenCLRuntime {
                 result.append(OpenCLDeviceInfo(
                     platformIndex: platformIndex, deviceIndex: deviceIndex, platformName: platformName, platformVersion: platformVersion,
                     name: deviceString(device, cl_device_info(CL_DEVICE_NAME)),
+                    vendor: deviceString(device, cl_device_info(CL_DEVICE_VENDOR)),
                     isGPU: isGPU, typeName: isGPU ? "GPU" : isCPU ? "CPU" : "accelerator",
                     computeUnits: Int(deviceValue(device, cl_device_info(CL_DEVICE_MAX_COMPUTE_UNITS)) as cl_uint),
                     globalMemoryBytes: Int(deviceValue(device, cl_device_info(CL_DEVICE_GLOBAL_MEM_SIZE)) as cl_ulong),
