@@ -17,7 +17,8 @@
 //     panel and LIN_CPU_MR broadcasts of A into 24 FMAs. Partial sums go through C between kc blocks (one read and
 //     one write per kc FMAs). The forward pass's panel (rows of W) is transposed 16 x 16 in registers. When A is
 //     stored transposed (dW = dY'^T X) its MR values per inner index are adjacent but a row of M apart from the
-//     next index's, so each tile first gathers them into a contiguous local block. PoCL turns each float16
+//     next index's, so each tile first gathers them into a contiguous local block (or, for products with
+//     many panels, the host lays A out again first with linear_transpose: see LIN_CPU_TRANSPOSE). PoCL turns each float16
 //     operation into one AVX-512 instruction; larger work-groups or local-memory sharing between work-items do not
 //     pay on a CPU, where a work-group is a loop on one core. Measured on 2 AVX-512 cores (PoCL 3.1): about 210-250
 //     GFLOP/s of core time for the forward and dX products at DiffRec's shapes, 180-240 for dW.
@@ -70,6 +71,33 @@
     LIN_SWAP2(r8, r10) LIN_SWAP2(r9, r11) LIN_SWAP2(r12, r14) LIN_SWAP2(r13, r15) \
     LIN_SWAP1(r0, r1) LIN_SWAP1(r2, r3) LIN_SWAP1(r4, r5) LIN_SWAP1(r6, r7) \
     LIN_SWAP1(r8, r9) LIN_SWAP1(r10, r11) LIN_SWAP1(r12, r13) LIN_SWAP1(r14, r15) }
+
+// Transposes the row-major (rows x cols) matrix src into dst (cols x rows), one 16 x 16 block per work-item moved
+// through registers (edge blocks element by element). The host passes a transposed A (dW = dY'^T X) through this before
+// linear_gemm_cpu when the product has enough column panels (LIN_CPU_TRANSPOSE): the tiles then stream contiguous rows
+// of A, as in the forward pass, instead of gathering A's values a row of M apart again for every panel.
+__kernel void linear_transpose(__global const float* src, int rows, int cols, __global float* dst) {
+    const int c0 = get_global_id(0) * 16, r0 = get_global_id(1) * 16;
+    if (r0 >= rows || c0 >= cols) return;
+    if (r0 + 16 <= rows && c0 + 16 <= cols) {
+        __global const float* s = src + (size_t)r0 * cols + c0;
+        float16 r0_ = vload16(0, s), r1 = vload16(0, s + cols), r2 = vload16(0, s + 2 * cols), r3 = vload16(0, s + 3 * cols),
+                r4 = vload16(0, s + 4 * cols), r5 = vload16(0, s + 5 * cols), r6 = vload16(0, s + 6 * cols),
+                r7 = vload16(0, s + 7 * cols), r8 = vload16(0, s + 8 * cols), r9 = vload16(0, s + 9 * cols),
+                r10 = vload16(0, s + 10 * cols), r11 = vload16(0, s + 11 * cols), r12 = vload16(0, s + 12 * cols),
+                r13 = vload16(0, s + 13 * cols), r14 = vload16(0, s + 14 * cols), r15 = vload16(0, s + 15 * cols);
+        LIN_TRANSPOSE16(r0_, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15);
+        __global float* d = dst + (size_t)c0 * rows + r0;
+        vstore16(r0_, 0, d); vstore16(r1, 0, d + rows); vstore16(r2, 0, d + 2 * rows); vstore16(r3, 0, d + 3 * rows);
+        vstore16(r4, 0, d + 4 * rows); vstore16(r5, 0, d + 5 * rows); vstore16(r6, 0, d + 6 * rows);
+        vstore16(r7, 0, d + 7 * rows); vstore16(r8, 0, d + 8 * rows); vstore16(r9, 0, d + 9 * rows);
+        vstore16(r10, 0, d + 10 * rows); vstore16(r11, 0, d + 11 * rows); vstore16(r12, 0, d + 12 * rows);
+        vstore16(r13, 0, d + 13 * rows); vstore16(r14, 0, d + 14 * rows); vstore16(r15, 0, d + 15 * rows);
+    } else {
+        for (int r = r0; r < min(rows, r0 + 16); ++r)
+            for (int c = c0; c < min(cols, c0 + 16); ++c) dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
+    }
+}
 
 // tanh for the CPU kernel's stores: (1 - e)/(1 + e) with e = exp(-2|x|), and x - x^3/3 + 2x^5/15 below |x| = 1/16,
 // where 1 - e would cancel. Relative error below 3e-7 (measured against double precision); about 1.6 times as fast

@@ -38,7 +38,7 @@ libstdc++ (GCC 12 or newer) and NVIDIA's driver with its OpenCL library (libnvid
     bash run-gpu-checks.sh                 # meant to take under 8 minutes on one GPU
 
 It finds the driver, writes an ICD file for it when /etc/OpenCL/vendors has none (and points the bundled loader,
-lib/libOpenCL.so.1, at it), then runs: refit --version, refit devices, refit check on every GPU, refit bench linear,
+lib/libOpenCL.so.1, at it), then runs: refit --version, refit devices, refit check on every GPU, refit tune --quick, refit bench linear,
 refit bench diffrec, a short pre-training and fine-tuning, and refit demo. Every step writes one file into
 results-HOST-TIME/, and summary.txt lists each step's exit code and seconds.
 

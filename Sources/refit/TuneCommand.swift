@@ -71,7 +71,7 @@ struct TuneCommand: ParsableCommand {
         lines += rows.map(line)
         lines.append("")
         for trial in report.trials where !trial.passed { lines.append("FAIL \(trial.stage): \(trial.failure ?? "")") }
-        if report.keptDefaults { lines.append("The search's choice did not beat the defaults by 2% head to head: the row keeps the defaults.") }
+        if report.keptDefaults { lines.append("The search's choice did not beat the defaults by 3% head to head: the row keeps the defaults.") }
         lines.append("chosen: " + report.chosen.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
         lines.append(String(format: "linear layers at DiffRec's ML-1M shapes: %.1f GFLOP/s with the defaults, %.1f tuned (×%.2f); search took %.0f s",
                             report.defaultGFLOPS, report.tunedGFLOPS, report.tunedGFLOPS / report.defaultGFLOPS, report.seconds))

@@ -98,12 +98,13 @@ import Testing
         }
     }
 
-    /// Parameters other than the defaults — the ones `refit tune` tries, and odd ones no device would pick — still
-    /// compute every linear case within tolerance: tuning changes speed, never results beyond rounding. (The ML-1M-
+    /// Parameters other than the defaults — the ones `refit tune` tries, and odd ones no device would pick, and a
+    /// transposed A always laid out again first (`LIN_CPU_TRANSPOSE` 0) — still compute every linear case within tolerance: tuning changes speed, never results beyond rounding. (The ML-1M-
     /// sized cases are left to `refit check`: the reference's triple loop takes seconds on them in a debug build.)
     @Test(arguments: [
-        ["LIN_CPU_MR": 7, "LIN_CPU_NV": 1, "LIN_CPU_KC": 48, "LIN_CPU_ITEMS": 1, "LIN_CPU_TALL_TILES": 3],
+        ["LIN_CPU_MR": 7, "LIN_CPU_NV": 1, "LIN_CPU_KC": 48, "LIN_CPU_ITEMS": 1, "LIN_CPU_TALL_TILES": 3, "LIN_CPU_TRANSPOSE": 0],
         ["LIN_CPU_MR": 6, "LIN_CPU_NV": 4, "LIN_CPU_KC": 512, "LIN_GPU_TS": 32, "LIN_GPU_WPT": 2, "LIN_GPU_TSK": 8],
+        ["LIN_CPU_TRANSPOSE": 0],
     ])
     func otherParametersComputeTheSameProducts(overrides: [String: Int]) throws {
         guard let info = OpenCLRuntime.devices.first else { return }

@@ -140,6 +140,12 @@ for d in "${devices[@]}"; do
   step "check-$(tag "$d").json" 240 "$refit" check --device "$d" --json
 done
 
+# --- Kernel parameters for the first device: refit tune writes its row into the results' own table, which every later
+# step then loads (REFIT_TUNING), so the benchmarks below run what it chose ------------------------------------------
+export REFIT_TUNING="$results/tuning.json"
+step "tune-$(tag "$main").json" 240 "$refit" tune --device "$main" --quick --json --out "$REFIT_TUNING"
+[ -e "$REFIT_TUNING" ] || unset REFIT_TUNING
+
 # --- Speed, on the first device ----------------------------------------------------------------------------------------
 step "bench-linear-$(tag "$main")" 180 "$refit" bench linear --device "$main"
 step "bench-diffrec-builtin" 180 "$refit" bench diffrec --device "$main"

@@ -36,8 +36,10 @@ public struct KernelParameters: Sendable, Equatable {
               meaning: "inner indices per packed panel of linear_gemm_cpu (fewer where local memory is short)"),
         Entry(name: "LIN_CPU_ITEMS", keyPath: \.linear.cpuItemsPerComputeUnit, isDefine: false, valid: 1...64,
               meaning: "linear_gemm_cpu work-items to aim for per compute unit"),
-        Entry(name: "LIN_CPU_TALL_TILES", keyPath: \.linear.cpuTransposedRowTiles, isDefine: false, valid: 1...4096,
+        Entry(name: "LIN_CPU_TALL_TILES", keyPath: \.linear.cpuTransposedRowTiles, isDefine: false, valid: 1...(1 << 20),
               meaning: "most register tiles per linear_gemm_cpu work-item when A is transposed and tall (dW)"),
+        Entry(name: "LIN_CPU_TRANSPOSE", keyPath: \.linear.cpuTransposeMinimum, isDefine: false, valid: 0...(1 << 20),
+              meaning: "linear_gemm_cpu lays a transposed A out again first when panels × M × K ≥ this × 2²⁰ (0: always)"),
         Entry(name: "LIN_GPU_TS", keyPath: \.linear.gpuTile, isDefine: true, valid: 4...256,
               meaning: "rows and columns of C per linear_gemm_gpu work-group"),
         Entry(name: "LIN_GPU_WPT", keyPath: \.linear.gpuWorkPerItem, isDefine: true, valid: 1...16,
@@ -126,9 +128,14 @@ public struct LinearParameters: Sendable, Equatable {
     public var cpuInnerBlock = 256
     /// Several work-items per compute unit, so that the last ones do not leave a core idle.
     public var cpuItemsPerComputeUnit = 4
-    /// Blocks of at most 40 tiles keep the rows a core gathers for dW in its L2 cache from one panel to the next:
-    /// +12% on 2810 × 600 × 400, nothing at M ≤ 1024.
+    /// Blocks of at most 40 tiles keep the rows of A a core reads for dW in its L2 cache from one panel to the next
+    /// (measured when the kernel still gathered a transposed A: +12% on 2810 × 600 × 400, nothing at M ≤ 1024).
     public var cpuTransposedRowTiles = 40
+    /// A transposed A is laid out again first (linear_transpose) when the product's panels × M × K reaches 4 · 2²⁰:
+    /// measured at batch 400, +30% on dW of 600 → 2810 (19 panels × 2810 × 400) and +12% on 2820 → 600 (89 × 600 ×
+    /// 400), but −6 to −15% on 600 → 200 and 200 → 600 (19 × 200 × 400, 7 × 600 × 400), where the launch outweighs
+    /// the gathers saved.
+    public var cpuTransposeMinimum = 4
     /// Each value of A and B staged in local memory serves 64 multiply-adds for one read from global memory.
     public var gpuTile = 64
     /// 16 accumulators in registers per work-item, in work-groups of (64 / 4)² = 256 work-items.

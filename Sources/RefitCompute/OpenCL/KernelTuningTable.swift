@@ -41,6 +41,7 @@ public struct KernelTuningTable: Codable, Sendable, Equatable {
         /// What was timed, e.g. "DiffRec ML-1M linear layers, 3 products each".
         public var benchmark: String
         public var defaultGFLOPS: Double
+        /// The row's own parameters' figure (the defaults' when the search's choice did not beat them).
         public var tunedGFLOPS: Double
 
         public init(date: String, refit: String, benchmark: String, defaultGFLOPS: Double, tunedGFLOPS: Double) {

@@ -54,7 +54,13 @@ extension OpenCLBackend {
         }
         switch chosen {
         case .cpu:
+            var arguments = arguments
             let plan = tuning.cpuPlan(m: m, n: n, transposedA: transposeA)
+            if transposeA && m > 1 && tuning.transposesFirst(m: m, k: k, panels: plan.panels), let rows = transposedOperand(m * k) {
+                // A stored (K, M) becomes (M, K) once, instead of being gathered again for every column panel.
+                launch("linear_transpose", global: [(m + 15) / 16, (k + 15) / 16], [.buffer(a), .int(Int32(k)), .int(Int32(m)), .buffer(rows)])
+                arguments[0...2] = [.buffer(rows), .int(Int32(k)), .int(1)]
+            }
             launch("linear_gemm_cpu", global: [plan.panels, plan.rowBlocks], local: [1, 1], arguments + [
                 .int(Int32(plan.rowsPerItem)), .int(Int32(tuning.innerBlock)),
                 .local(bytes: tuning.innerBlock * tuning.parameters.cpuPanel * 4),
@@ -97,11 +103,18 @@ struct LinearTuning: Sendable, Equatable {
         computeUnits = max(1, device.computeUnits)
     }
 
+    /// Whether the CPU family lays a transposed A out again before the product: when the gathers it saves, one pass
+    /// over A per column panel, come to `LIN_CPU_TRANSPOSE` × 2²⁰ floats or more (the launch costs about as much as
+    /// gathering a few million).
+    func transposesFirst(m: Int, k: Int, panels: Int) -> Bool {
+        panels * m * k >= parameters.cpuTransposeMinimum << 20
+    }
+
     /// The CPU family's grid: one work-item per panel and block of rows. Rows are split only as far as needed to give
     /// every compute unit `LIN_CPU_ITEMS` work-items, since each split re-packs the panel — and, when A is stored
     /// transposed and tall (dW of a layer with thousands of outputs), into blocks of at most `LIN_CPU_TALL_TILES`
-    /// tiles, so that the rows a core gathers stay in its L2 cache from one panel to the next (PoCL hands each thread
-    /// consecutive work-items).
+    /// tiles, so that the rows of A a core streams stay in its L2 cache from one panel to the next (PoCL hands each
+    /// thread consecutive work-items).
     func cpuPlan(m: Int, n: Int, transposedA: Bool = false) -> (panels: Int, rowBlocks: Int, rowsPerItem: Int) {
         let (panel, tileRows) = (parameters.cpuPanel, parameters.cpuTileRows)
         let panels = (n + panel - 1) / panel

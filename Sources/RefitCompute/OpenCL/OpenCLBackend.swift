@@ -14,6 +14,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     private var partialTotals: Tensor?
     /// Scratch that one operation passes between its own launches (see `scratch(_:)`).
     private var scratchTensor: Tensor?
+    /// A transposed matmul operand, laid out again for the CPU linear kernel (see `gemm`).
+    private var transposedOperandTensor: Tensor?
     /// The linear kernel family, when set, instead of the device's choice: tests run the GPU family on a CPU device.
     var linearFamily: LinearTuning.Family?
     /// When set, every launch is waited for and its time added to its kernel's row (`refit bench diffrec --profile`).
@@ -98,11 +100,17 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     /// At least `count` floats of device memory for passing values between the launches of one operation: the queue
     /// runs in order, so the next operation's use of it begins after them. Nil, with the error kept, when allocation fails.
-    func scratch(_ count: Int) -> Tensor? {
-        if let existing = scratchTensor, existing.count >= count { return existing }
+    func scratch(_ count: Int) -> Tensor? { grown(&scratchTensor, to: count) }
+
+    /// At least `count` floats for `gemm`'s re-laid-out operand, kept apart from `scratch` so that an operation using
+    /// scratch may call matmul.
+    func transposedOperand(_ count: Int) -> Tensor? { grown(&transposedOperandTensor, to: count) }
+
+    private func grown(_ slot: inout Tensor?, to count: Int) -> Tensor? {
+        if let existing = slot, existing.count >= count { return existing }
         do {
-            scratchTensor = try makeTensor([max(count, 1)], .float32)
-            return scratchTensor
+            slot = try makeTensor([max(count, 1)], .float32)
+            return slot
         } catch let error as OpenCLError {
             if pendingError == nil { pendingError = error }
         } catch {}
