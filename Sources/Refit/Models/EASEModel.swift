@@ -7,42 +7,29 @@ import RefitCompute
 /// It is a strong simple baseline and a collaborative teacher for ReFiT's rewards (`Teacher.ease`). Its cost is O(I²) memory and O(I³) time for the inverse, once:
 /// fine for thousands of items, refused above `maximumItems`.
 public final class EASEModel {
-    public static let maximumItems = 20_000
+    public static let maximumItems = ItemToItemModel.maximumItems
     public let lambda: Double
-    public let itemCount: Int
+    public var itemCount: Int { linear.itemCount }
+    /// B as an item-to-item model: scores are x_u·B.
+    let linear: ItemToItemModel
     /// B, row-major (I, I), on the device.
-    let weights: Tensor
-    let backend: any Backend
-    private var outputs: [Int: Tensor] = [:]
+    var weights: Tensor { linear.weights }
 
     public init(backend: any Backend, train: CSRMatrix, lambda: Double) throws {
         let n = train.columnCount
-        guard n <= Self.maximumItems else {
-            throw ModelError.unsupported("EASE needs an I×I matrix; \(n) items is more than the \(Self.maximumItems) it supports")
-        }
+        try ItemToItemModel.checkSize(train, "EASE")
         guard lambda > 0 else { throw ModelError.unsupported("EASE's L2 weight λ must be positive") }
-        self.backend = backend
         self.lambda = lambda
-        itemCount = n
         let inverse = try Self.inverseOfSymmetricPositiveDefinite(Self.regularisedGram(train, lambda: lambda), size: n)
         var b = [Float](repeating: 0, count: n * n)
         for i in 0..<n {
             for j in 0..<n where i != j { b[i * n + j] = Float(-inverse[i * n + j] / inverse[j * n + j]) }
         }
-        weights = try backend.tensor(b, shape: [n, n])
+        linear = try ItemToItemModel(name: "EASE (λ = \(ItemToItemModel.format(lambda)))", weights: b, itemCount: n, backend: backend)
     }
 
     /// G + λI in Float64, row-major; G = XᵀX counts the users who have both items. O(Σ_u |x_u|²).
-    static func regularisedGram(_ train: CSRMatrix, lambda: Double) -> [Double] {
-        let n = train.columnCount
-        var g = [Double](repeating: 0, count: n * n)
-        for u in 0..<train.rowCount {
-            let row = train.row(u)
-            for i in row { for j in row { g[Int(i) * n + Int(j)] += 1 } }
-        }
-        for i in 0..<n { g[i * n + i] += lambda }
-        return g
-    }
+    static func regularisedGram(_ train: CSRMatrix, lambda: Double) -> [Double] { ItemToItemModel.gram(train, diagonal: lambda) }
 
     /// A⁻¹ for a symmetric positive-definite A (row-major, n×n), in Float64: A = LLᵀ (Cholesky), then
     /// X = L⁻¹ by forward substitution, then A⁻¹ = XᵀX. Every inner loop runs along a row, so it is contiguous
@@ -113,9 +100,5 @@ public final class EASEModel {
     }
 
     /// Scores (B, I) for dense training rows `input` (B, I). Overwritten by the next call with the same batch size.
-    public func scores(_ input: Tensor) throws -> Tensor {
-        let out = try outputs.reused(input.rows) { try backend.makeTensor([input.rows, itemCount], .float32) }
-        backend.matmul(input, transposeA: false, weights, transposeB: false, into: out, alpha: 1, beta: 0)
-        return out
-    }
+    public func scores(_ input: Tensor) throws -> Tensor { try linear.scores(input) }
 }

@@ -1,0 +1,80 @@
+import Foundation
+import RefitCompute
+
+/// The simple baselines a reviewer accepts, each tuned the way reproducibility studies tune them (Ferrari Dacrema et
+/// al., RecSys 2019; Benigni et al. 2025): every setting of a small grid scored on validation NDCG@20, the best one
+/// then scored once on test. Popularity, item-kNN (cosine, k and shrink), RP3β (α, β, k) and EASE (λ). Reads the
+/// training matrix only; validation interactions reach nothing but the choice.
+public enum TunedBaselines {
+    /// One setting of a grid and its validation scores.
+    public struct Trial: Sendable, Codable {
+        public var settings: String
+        public var validRecall20: Double
+        public var validNDCG20: Double
+    }
+
+    /// A baseline with its grid, the setting validation chose, and that setting's metrics on both splits.
+    public struct Result: Sendable {
+        public let baseline: String
+        public let grid: [Trial]
+        public let chosen: String
+        public let valid: RankingMetrics
+        public let test: RankingMetrics
+        public let seconds: Double
+    }
+
+    /// The grids: `quick` keeps a corner of each (for tests and a first look).
+    public struct Grids: Sendable {
+        public var itemKNN: [(neighbors: Int, shrink: Double)]
+        public var rp3beta: [(alpha: Double, beta: Double, neighbors: Int)]
+        public var easeLambdas: [Double]
+
+        public static let standard = Grids(
+            itemKNN: [10, 50, 100, 200, 500].flatMap { k in [0.0, 10, 100].map { (k, $0) } },
+            rp3beta: [0.5, 0.8, 1.0].flatMap { a in [0.0, 0.2, 0.4, 0.6].flatMap { b in [100, 200, 500].map { (a, b, $0) } } },
+            easeLambdas: [50, 100, 200, 500, 1000, 2000, 5000])
+        public static let quick = Grids(itemKNN: [(50, 0), (200, 10)], rp3beta: [(0.8, 0.4, 200), (1.0, 0.2, 100)],
+                                        easeLambdas: [200, 1000])
+    }
+
+    public static func run(dataset: InteractionDataset, backend: any Backend, batchSize: Int, grids: Grids = .standard,
+                           observer: TrainingObserver? = nil) throws -> [Result] {
+        let evaluator = try TopKEvaluator(backend: backend, dataset: dataset, batchSize: batchSize)
+        let train = dataset.train
+        func tuned<Model>(_ baseline: String, _ settings: [Model], build: (Model) throws -> (name: String, score: (Tensor) throws -> Tensor)) throws -> Result {
+            let started = DispatchTime.now().uptimeNanoseconds
+            var grid: [Trial] = []
+            var best: (name: String, valid: RankingMetrics, score: (Tensor) throws -> Tensor)?
+            for setting in settings {
+                let model = try build(setting)
+                let valid = try evaluator.evaluate(.valid) { _, input in try model.score(input) }
+                grid.append(Trial(settings: model.name, validRecall20: valid.recall(at: 20), validNDCG20: valid.ndcg(at: 20)))
+                observer?.log(String(format: "%@: valid N@20 %.4f", model.name, valid.ndcg(at: 20)))
+                // Strictly better only: ties keep the earlier (smaller, simpler) setting.
+                if best == nil || valid.ndcg(at: 20) > best!.valid.ndcg(at: 20) { best = (model.name, valid, model.score) }
+            }
+            let chosen = best!
+            let test = try evaluator.evaluate(.test) { _, input in try chosen.score(input) }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            observer?.log(String(format: "%@ chosen on validation: %@, test N@20 %.4f", baseline, chosen.name, test.ndcg(at: 20)))
+            return Result(baseline: baseline, grid: grid, chosen: chosen.name, valid: chosen.valid, test: test, seconds: seconds)
+        }
+        let popularity = PopularityBaseline(backend: backend, train: train)
+        return [
+            try tuned("popularity", [()]) { _ in ("popularity", { input in try popularity.scores(batch: input.rows) }) },
+            try tuned("item-kNN", grids.itemKNN) { setting in
+                let model = try ItemToItemModel.itemKNN(train: train, neighbors: setting.neighbors, shrink: setting.shrink, backend: backend)
+                return (model.name, model.scores)
+            },
+            try tuned("RP3β", grids.rp3beta) { setting in
+                let model = try ItemToItemModel.rp3beta(train: train, alpha: setting.alpha, beta: setting.beta,
+                                                        neighbors: setting.neighbors, backend: backend)
+                return (model.name, model.scores)
+            },
+            try tuned("EASE", grids.easeLambdas) { lambda in
+                let model = try EASEModel(backend: backend, train: train, lambda: lambda)
+                return (model.linear.name, model.scores)
+            },
+        ]
+    }
+}
