@@ -145,12 +145,10 @@ public struct KernelTuningTable: Codable, Sendable, Equatable {
         return base + "/refit/tuning.json"
     }
 
-    /// The installed tables in the order a device searches them: the user's, then the shipped one.
+    /// The installed tables in the order a device searches them: the user's (none yet when its file is absent, as
+    /// before the first `refit tune`, even when `REFIT_TUNING` names it), then the shipped one.
     public static func installed() throws(KernelTuningTableError) -> InstalledTables {
         let path = userPath
-        if let named = ProcessInfo.processInfo.environment["REFIT_TUNING"], !named.isEmpty, !FileManager.default.fileExists(atPath: named) {
-            throw KernelTuningTableError(origin: named, problem: "REFIT_TUNING names this file, which does not exist")
-        }
         return InstalledTables(tables: [(try read(path), path), (try shipped.get(), "the shipped table")])
     }
 
