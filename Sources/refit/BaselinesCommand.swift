@@ -10,7 +10,7 @@ struct BaselinesCommand: ParsableCommand {
         discussion: """
         Example:
           refit baselines --from runs/ml1m
-        First the tuned baselines: each setting of a grid (item-kNN: k 10–500 and shrink 0–100; RP3β: α 0.5–1, β 0–0.6, k 100–500; EASE: λ 50–5000) is scored on validation NDCG@20 and the best one once on test, as reproducibility studies of diffusion recommenders tune them; --json prints every grid. A few minutes on ML-1M through PoCL (--grid quick: two settings each).
+        First the tuned baselines: each setting of a grid (item-kNN: k 50–2000 and shrink 0–100; RP3β: α 0.6–1, β 0.4–0.8, k 200–1000; EASE: λ 100–20000) is scored on validation and the best one (by --select-on) once on test, as reproducibility studies of diffusion recommenders tune them; --json prints every grid. A few minutes on ML-1M through PoCL (--grid quick: two settings each).
         Then each blend is z(model) + α·z(signal), the scores standardised per user over the items outside their training row, α chosen on validation NDCG@20 from 0.1 to 4. It tells what a ReFiT reward built on that signal (--neighbors user-knn, item-graph or ease) can hope to add: a signal whose best blend does not beat the model on validation has nothing to teach it. The blend is also the optimum that --reward collab-score aims at with --anchor β = 1/α (the EASE row blends EASE's dense scores; the reward uses its top --target-size items, which on ML-1M rank the same).
         The last four rows bound collab-lift. "lift / β" is x₀_ref + L_u/β, the optimum of the anchored pathwise objective, with 1/β (the α column) chosen on validation from 1 to 100; "last-layer fit" keeps only the least-squares part of L_u/β that the model's last hidden layer can express, which is what fine-tuning can reach without changing the model's features. Every signal reads the training matrix only. About a minute on ML-1M through PoCL.
         """)
@@ -24,6 +24,8 @@ struct BaselinesCommand: ParsableCommand {
     var easeLambda = Teacher.defaultLambda
     @Option(help: "The tuned baselines' grids: full, quick (two settings each) or off.")
     var grid: GridChoice = .full
+    @Option(help: "The validation metric each grid is decided on: ndcg@20 (as fine-tuning chooses) or recall@20 (as pre-training does).")
+    var selectOn: TunedBaselines.Selection = .ndcg20
     @OptionGroup(title: "Device") var device: DeviceOptions
     @Flag(inversion: .prefixedNo, help: "Print only the final table.")
     var quiet = false
@@ -45,13 +47,13 @@ struct BaselinesCommand: ParsableCommand {
         let run = try TrainedRun(RunFolder(from), backend: backend)
         let grids: TunedBaselines.Grids? = switch grid { case .full: .standard; case .quick: .quick; case .off: nil }
         let tuned = try grids.map { try TunedBaselines.run(dataset: run.dataset, backend: backend, batchSize: run.configuration.diffrec.batchSize,
-                                                          grids: $0, observer: console) } ?? []
+                                                          grids: $0, selectingOn: selectOn, observer: console) } ?? []
         let rows = try BaselineComparison.compare(run.model, dataset: run.dataset, batchSize: run.configuration.diffrec.batchSize, neighbors: neighborsK,
                                                   targetSize: targetSize, easeLambda: easeLambda, backend: backend, observer: console)
         func metrics(_ m: RankingMetrics) -> [String: Double] { Dictionary(uniqueKeysWithValues: m.values.map { ($0.key, $0.value) }) }
         if json {
             let baselines: [[String: Any]] = tuned.map { result in
-                ["baseline": result.baseline, "chosen": result.chosen, "valid": metrics(result.valid), "test": metrics(result.test),
+                ["baseline": result.baseline, "chosen": result.chosen, "selected_on": selectOn.rawValue, "valid": metrics(result.valid), "test": metrics(result.test),
                  "seconds": result.seconds,
                  "grid": result.grid.map { ["settings": $0.settings, "valid_recall@20": $0.validRecall20, "valid_ndcg@20": $0.validNDCG20] }]
             }
@@ -65,7 +67,7 @@ struct BaselinesCommand: ParsableCommand {
             return
         }
         if !tuned.isEmpty {
-            console.result("Tuned baselines (each setting chosen on validation NDCG@20, then scored once on test):")
+            console.result("Tuned baselines (each grid decided on validation \(selectOn.rawValue), the choice then scored once on test):")
             console.result(formatTable(["baseline", "chosen on validation", "settings", "valid R@20", "valid N@20", "test R@20", "test N@20", "seconds"],
                                        tuned.map { result in
                 [result.baseline, result.chosen, "\(result.grid.count)",
@@ -91,3 +93,5 @@ extension BaselinesCommand {
         case full, quick, off
     }
 }
+
+extension TunedBaselines.Selection: ExpressibleByArgument {}

@@ -89,5 +89,12 @@ import RefitCompute
         let lambda: Double = ease.chosen.contains("λ = 50") ? 50 : 1
         let model = try EASEModel(backend: backend, train: dataset.train, lambda: lambda)
         #expect(abs(try model.evaluate(.test, with: evaluator).ndcg(at: 20) - ease.test.ndcg(at: 20)) < 1e-9)
+
+        let byRecall = try TunedBaselines.run(dataset: dataset, backend: backend, batchSize: 50, grids: grids, selectingOn: .recall20)
+        for (result, same) in zip(byRecall, results) {
+            #expect(result.grid.map(\.validNDCG20) == same.grid.map(\.validNDCG20))
+            let best = result.grid.first { $0.validRecall20 == result.grid.map(\.validRecall20).max()! }!
+            #expect(result.chosen == best.settings, "the first of the settings with the best validation Recall@20")
+        }
     }
 }
