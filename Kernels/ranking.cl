@@ -1,14 +1,15 @@
 // Dense rows of a CSR matrix and masked top-K selection.
 
-// dense[r, columnIndices[e]] = 1 for the entries e of CSR row rows[r]; the host zeroes dense first.
-// One work-group per row; its work-items take the row's entries in turn.
-__kernel void densify_rows(__global const int* rowPointers, __global const int* columnIndices,
-                           __global const int* rows, __global float* dense, int columns) {
+// dense[r, columnIndices[e]] = values[e] (1 when hasValues is 0) for the entries e of CSR row rows[r]; the host zeroes
+// dense first. One work-group per row; its work-items take the row's entries in turn.
+__kernel void densify_rows(__global const int* rowPointers, __global const int* columnIndices, __global const float* values,
+                           int hasValues, __global const int* rows, __global float* dense, int columns) {
     int r = get_group_id(0);
     int row = rows[r];
     __global float* out = dense + (size_t)r * columns;
     int end = rowPointers[row + 1];
-    for (int e = rowPointers[row] + (int)get_local_id(0); e < end; e += (int)get_local_size(0)) out[columnIndices[e]] = 1.0f;
+    for (int e = rowPointers[row] + (int)get_local_id(0); e < end; e += (int)get_local_size(0))
+        out[columnIndices[e]] = hasValues ? values[e] : 1.0f;
 }
 
 // Whether (v, i) ranks above (w, j) in a top-K: a higher score, or an equal score at a lower column.

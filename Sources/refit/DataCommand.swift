@@ -37,9 +37,13 @@ struct DataOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "Text files: whether the first line is a header (default: detected).")
     var header: Bool?
 
+    @Option(help: ArgumentHelp("A ratings file with a time column, joined on (user, item) to data without one: a DiffRec folder's pairs by its id_map_users.tsv and id_map_items.tsv when there (for T-DiffRec's --time-weights).", valueName: "file"))
+    var timestamps: String?
+
     var given: [String] {
         [(data != nil, "--data"), (format != .auto, "--format"), (minRating != nil, "--min-rating"), (kCore != nil, "--k-core"),
-         (split != nil, "--split"), (columns != nil, "--columns"), (separator != nil, "--separator"), (header != nil, "--header")]
+         (split != nil, "--split"), (columns != nil, "--columns"), (separator != nil, "--separator"), (header != nil, "--header"),
+         (timestamps != nil, "--timestamps")]
             .filter(\.0).map(\.1)
     }
 
@@ -83,6 +87,7 @@ struct DataOptions: ParsableArguments {
             options.separator = named[separator.lowercased()] ?? separator
         }
         options.hasHeader = header
+        options.timestamps = timestamps
         return (path, format, options)
     }
 

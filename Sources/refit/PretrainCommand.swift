@@ -47,17 +47,18 @@ struct PretrainCommand: ParsableCommand {
             if let epochs = training.epochs { configuration.diffrec.epochs = epochs }
             if let patience = training.patience { configuration.diffrec.patience = patience }
             try run.writeJSON(configuration, to: "config.json")
-            dataset = try configuration.data.load()
-            guard dataset.fingerprint == configuration.dataFingerprint else {
+            let data = try configuration.data.load()
+            guard data.fingerprint == configuration.dataFingerprint else {
                 throw ValidationError("the data at \(configuration.data.path) changed since the run started (fingerprint differs)")
             }
+            dataset = try data.weighted(by: configuration.diffrec.timeWeights)
         } else {
             let arguments = try data.loaderArguments(seed: 2024)
             let source = DataSource(path: arguments.path, format: arguments.format, options: arguments.options)
             var settings = try diffrec.settings(preset: choice.preset, defaultPreset: source.path.hasPrefix("builtin") ? .demo : .ml1mClean,
                                                 training: training, diffusion: diffusion)
             if data.data == nil { console.note("no --data given: training on the built-in dataset, builtin:demo") }
-            dataset = try source.load()
+            dataset = try source.load().weighted(by: settings.timeWeights)
             settings.seed = training.seed
             configuration = RunConfiguration(kind: .pretrain, device: backend.deviceDescription, data: source, dataset: dataset,
                                              diffrec: settings)
@@ -68,6 +69,9 @@ struct PretrainCommand: ParsableCommand {
         }
         defer { lock.release() }
         console.note(dataset.describe())
+        if let weights = configuration.diffrec.timeWeights {
+            console.note("T-DiffRec: each user's training items weighted by recency, \(weights.minimum) (oldest) to \(weights.maximum) (newest)")
+        }
         console.note("device: \(backend.deviceDescription)")
         let settings = configuration.diffrec
         let model = try DiffRecModel(backend: backend, settings: settings, items: dataset.itemCount)

@@ -43,7 +43,7 @@ struct RecommendCommand: ParsableCommand {
         case .all: maskMatrix = dataset.train.union(dataset.valid).union(dataset.test)
         }
         let mask = try DeviceCSR(maskMatrix, on: backend)
-        let trainRows = try DeviceCSR(dataset.train, on: backend)
+        let trainRows = try DeviceCSR(dataset.train, values: dataset.trainValues, on: backend)
         let k = min(self.k, dataset.itemCount)
         let batchSize = run.configuration.diffrec.batchSize
         var text = "user\trank\titem\tscore\n"

@@ -184,6 +184,36 @@ import RefitCompute
         }
     }
 
+    /// T-DiffRec: a run with --time-weights records them, `eval` reloads the weighted inputs (the same test numbers as
+    /// the run recorded), fine-tuning starts from them; data without timestamps are refused before any folder exists.
+    @Test func timeWeightedRunEvaluatesAndFinetunesWithItsWeights() throws {
+        try PretrainTestSupport.withTemporaryFolder { folder in
+            let out = folder + "/tdiffrec"
+            let train = try Self.refit(["pretrain", "--data", "builtin:demo", "--time-weights", "0.1,1", "--epochs", "2", "--eval-every", "1",
+                                        "--dims", "16", "--steps", "5", "--batch-size", "500", "--out", out])
+            #expect(train.status == 0, "pretrain failed: \(train.stderr)")
+            #expect(train.stderr.contains("weighted by recency"), "\(train.stderr)")
+            let run = RunFolder(out)
+            #expect(try run.readJSON(RunConfiguration.self, from: "config.json").diffrec.timeWeights == TimeWeights(minimum: 0.1, maximum: 1))
+            let state = try run.readJSON(PretrainState.self, from: "state.json")
+            let recorded = try #require(try run.readMetrics().last { $0["split"] as? String == "test" && $0["epoch"] as? Int == state.bestEpoch })
+            let eval = try Self.refit(["eval", "--from", out, "--json"])
+            #expect(eval.status == 0, "eval failed: \(eval.stderr)")
+            let printed = try #require(try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any])
+            for key in ["recall@20", "ndcg@20", "recall@100"] {
+                #expect(printed[key] as? Double == recorded[key] as? Double, "\(key): eval \(printed[key] ?? "-"), run \(recorded[key] ?? "-")")
+            }
+            let tuned = try Self.refit(["finetune", "--from", out, "--out", folder + "/tuned", "--epochs", "1", "--quiet"])
+            #expect(tuned.status == 0, "finetune failed: \(tuned.stderr)")
+
+            let untimed = try DataTestSupport.write("user,item\n" + (0..<40).map { "u\($0 % 8),i\($0 % 13)" }.joined(separator: "\n") + "\n",
+                                                     to: folder, "untimed.csv")
+            let refused = try Self.refit(["pretrain", "--data", untimed, "--time-weights", "0.1,1", "--out", folder + "/refused"])
+            #expect(refused.status != 0 && refused.stderr.contains("--timestamps"), "\(refused.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: folder + "/refused"))
+        }
+    }
+
     /// `--preset ease-lift`, `ease-score` (the default) and `design` set their recipe's settings, and flags given beside it win, the anchor's scope included.
     @Test func finetunePresetSetsTheRecipeAndFlagsOverrideIt() throws {
         try PretrainTestSupport.withTemporaryFolder { folder in

@@ -16,7 +16,7 @@ import RefitCompute
     static func rewards(_ kind: RewardKind, data: InteractionDataset, targets: CollaborativeTargets, x0: [Float],
                         spread: [Float]? = nil) throws -> [Double] {
         let backend = CPUBackend()
-        let reward = kind.spec(temperature: 0.5).make(backend: backend, train: data.train, trainOnDevice: try DeviceCSR(data.train, on: backend),
+        let reward = kind.spec(temperature: 0.5).make(backend: backend, train: data.train, seen: try DeviceCSR(data.train, on: backend),
                                                       targets: targets, referenceSpread: spread)
         let users = x0.count / data.itemCount
         return try reward.rewards(x0: try backend.tensor(x0, shape: [users, data.itemCount]),
@@ -105,10 +105,10 @@ import RefitCompute
     /// σ_u is the spread of the model's own scores over the user's unseen items, batch by batch (4 does not divide 6).
     @Test func referenceSpreadIsTheDeviationOverUnseenItems() throws {
         let (backend, data, _, model, evaluator) = try Self.tinyPolicy()
-        let spread = try CollaborativeScoreReward.referenceSpread(model: model, train: data.train, trainOnDevice: evaluator.trainMatrix,
+        let spread = try CollaborativeScoreReward.referenceSpread(model: model, train: data.train, input: evaluator.inputRows,
                                                                   batchSize: 4)
         let input = try backend.makeTensor([6, 12], .float32)
-        backend.densifyRows(evaluator.trainMatrix, rows: try backend.tensor((0..<6).map { Int32($0) }, shape: [6]), into: input)
+        backend.densifyRows(evaluator.inputRows, rows: try backend.tensor((0..<6).map { Int32($0) }, shape: [6]), into: input)
         let scores = try backend.readFloats(try model.scores(input))
         for u in 0..<6 {
             let unseen = (0..<12).filter { !data.train.row(u).contains(Int32($0)) }.map { Double(scores[u * 12 + $0]) }
@@ -123,7 +123,7 @@ import RefitCompute
         let backend = CPUBackend()
         let data = Self.dataset(train: [[0]], valid: [[]], test: [[]], items: 5)
         let targets = CollaborativeTargets(items: [[3, 1]], weights: [[0.6, 0.4]], itemCount: 5)
-        let reward = RewardSpec.collabNDCG(cutoff: 2).make(backend: backend, train: data.train, trainOnDevice: try DeviceCSR(data.train, on: backend),
+        let reward = RewardSpec.collabNDCG(cutoff: 2).make(backend: backend, train: data.train, seen: try DeviceCSR(data.train, on: backend),
                                                            targets: targets)
         // Top-2 unseen of [9, 5, 1, 4, 0] without item 0: items 1 (5) and 3 (4): DCG = 0.4 + 0.6/log2 3.
         let r = try reward.rewards(x0: try backend.tensor([9, 5, 1, 4, 0] as [Float], shape: [1, 5]),
@@ -154,9 +154,9 @@ import RefitCompute
                 let rows = RolloutRows(users: [0, 1, 2, 3], userTensor: try backend.tensor([0, 1, 2, 3] as [Int32], shape: [4]))
                 // σ_u comes from a reference model's scores on the training rows (`referenceSpread` reads nothing else).
                 let spread: [Float] = [1.5, 0.5, 2, 1]
-                let ra = try rewardKind.defaultSpec.make(backend: backend, train: quiet.train, trainOnDevice: try DeviceCSR(quiet.train, on: backend),
+                let ra = try rewardKind.defaultSpec.make(backend: backend, train: quiet.train, seen: try DeviceCSR(quiet.train, on: backend),
                                                          targets: a, referenceSpread: spread).rewards(x0: x0, rows: rows)
-                let rb = try rewardKind.defaultSpec.make(backend: backend, train: loud.train, trainOnDevice: try DeviceCSR(loud.train, on: backend),
+                let rb = try rewardKind.defaultSpec.make(backend: backend, train: loud.train, seen: try DeviceCSR(loud.train, on: backend),
                                                          targets: b, referenceSpread: spread).rewards(x0: x0, rows: rows)
                 #expect(ra == rb, "\(kind) \(rewardKind): held-out data changed the reward")
             }
@@ -198,9 +198,9 @@ import RefitCompute
         var settings = FinetuneSettings()
         settings.estimator = .reinforce(reinforce)
         let targets = try settings.targets.build(train: data.train, backend: backend)
-        let reward = settings.reward.make(backend: backend, train: data.train, trainOnDevice: evaluator.trainMatrix, targets: targets)
+        let reward = settings.reward.make(backend: backend, train: data.train, seen: evaluator.seenRows, targets: targets)
         do {
-            let policy = DiffRecPolicy(model: model, reference: nil, reward: reward, train: evaluator.trainMatrix, trainRows: data.train,
+            let policy = DiffRecPolicy(model: model, reference: nil, reward: reward, input: evaluator.inputRows, seen: evaluator.seenRows, trainRows: data.train,
                                        exploration: reinforce.exploration, candidates: targets, seed: settings.seed)
             let trainer = try ReinforceEstimator(policy: policy, settings: settings)
             _ = try policy.rollout([0, 1, 2], rollouts: 2, trained: [2], update: 0)
@@ -246,13 +246,13 @@ import RefitCompute
         other.seed += 1
         let reference = try DiffRecModel(backend: backend, settings: other, items: 12)
         let targets = try settings.targets.build(train: data.train, backend: backend)
-        let spread = try CollaborativeScoreReward.referenceSpread(model: reference, train: data.train, trainOnDevice: evaluator.trainMatrix,
+        let spread = try CollaborativeScoreReward.referenceSpread(model: reference, train: data.train, input: evaluator.inputRows,
                                                                   batchSize: 4)
-        let reward = settings.reward.make(backend: backend, train: data.train, trainOnDevice: evaluator.trainMatrix, targets: targets,
+        let reward = settings.reward.make(backend: backend, train: data.train, seen: evaluator.seenRows, targets: targets,
                                           referenceSpread: spread)
         let users = [0, 1, 2, 4]
         do {
-            let policy = DiffRecPolicy(model: model, reference: reference, reward: reward, train: evaluator.trainMatrix, trainRows: data.train,
+            let policy = DiffRecPolicy(model: model, reference: reference, reward: reward, input: evaluator.inputRows, seen: evaluator.seenRows, trainRows: data.train,
                                        seed: settings.seed)
             let trainer = try PathwiseEstimator(policy: policy, settings: settings)
             let (rewards, distance) = try trainer.gradient(users, update: 0)
@@ -261,7 +261,7 @@ import RefitCompute
             let userTensor = try backend.tensor(users.map { Int32($0) }, shape: [users.count])
             let rows = RolloutRows(users: users, userTensor: userTensor)
             let start = try backend.makeTensor([users.count, 12], .float32)
-            backend.densifyRows(evaluator.trainMatrix, rows: userTensor, into: start)
+            backend.densifyRows(evaluator.inputRows, rows: userTensor, into: start)
             let ref = try backend.readFloats(try reference.scores(start))
             let step = try backend.makeTensor([users.count, 12], .float32)
             try (reward as! DifferentiableReward).gradient(x0: try backend.tensor(ref, shape: [users.count, 12]), rows: rows, into: step)
@@ -276,7 +276,7 @@ import RefitCompute
             func objective() throws -> Double {
                 if focus > 0 { return try focusObjective() }
                 let x = try backend.makeTensor([users.count, 12], .float32)
-                backend.densifyRows(evaluator.trainMatrix, rows: userTensor, into: x)
+                backend.densifyRows(evaluator.inputRows, rows: userTensor, into: x)
                 let x0 = try backend.readFloats(try model.scores(x))
                 let r = try reward.rewards(x0: try backend.tensor(x0, shape: [users.count, 12]), rows: rows)
                 let ref = try backend.readFloats(try reference.scores(x))
@@ -319,9 +319,9 @@ import RefitCompute
         settings.trainedLayers = layers
         settings.optimizer.learningRate = 1e-2
         let targets = try settings.targets.build(train: data.train, backend: backend)
-        let reward = settings.reward.make(backend: backend, train: data.train, trainOnDevice: evaluator.trainMatrix, targets: targets)
+        let reward = settings.reward.make(backend: backend, train: data.train, seen: evaluator.seenRows, targets: targets)
         do {
-            let policy = DiffRecPolicy(model: model, reference: nil, reward: reward, train: evaluator.trainMatrix, trainRows: data.train,
+            let policy = DiffRecPolicy(model: model, reference: nil, reward: reward, input: evaluator.inputRows, seen: evaluator.seenRows, trainRows: data.train,
                                        exploration: settings.reinforce?.exploration ?? Exploration(), seed: settings.seed)
             let trainer = try FinetuneSession.estimator(policy, settings)
             let parameters = model.denoiser.parameters
@@ -365,7 +365,7 @@ import RefitCompute
         let data = Self.dataset(train: [[0], [1, 2], []], valid: [[], [], []], test: [[], [], []], items: 5)
         let targets = CollaborativeTargets(items: [[1, 3], [0], []], weights: [[0.75, 0.25], [1], []], itemCount: 5)
         for kind in [RewardKind.collabLoglik, .collabLift, .collabScore, .selfLoglik, .mixed] {
-            let reward = kind.spec(temperature: 0.5).make(backend: backend, train: data.train, trainOnDevice: try DeviceCSR(data.train, on: backend),
+            let reward = kind.spec(temperature: 0.5).make(backend: backend, train: data.train, seen: try DeviceCSR(data.train, on: backend),
                                                           targets: targets, referenceSpread: [0.7, 1.3, 2]) as! DifferentiableReward
             let rows = RolloutRows(users: [0, 1, 2], userTensor: try backend.tensor([0, 1, 2] as [Int32], shape: [3]))
             var x: [Float] = [0.9, 0.2, -0.1, 0.4, 0.0, 0.3, 0.8, 0.7, -0.5, 0.1, 0.2, 0.6, -0.3, 0.0, 0.5]
@@ -393,8 +393,8 @@ import RefitCompute
             let model = try DiffRecModel(backend: backend, settings: PretrainTestSupport.tinySettings(), items: 12)
             let evaluator = try TopKEvaluator(backend: backend, dataset: data, batchSize: 8)
             let targets = try TargetSpec().build(train: data.train, backend: backend)
-            let reward = RewardSpec.collabLoglik().make(backend: backend, train: data.train, trainOnDevice: evaluator.trainMatrix, targets: targets)
-            let policy = DiffRecPolicy(model: model, reference: nil, reward: reward, train: evaluator.trainMatrix, trainRows: data.train,
+            let reward = RewardSpec.collabLoglik().make(backend: backend, train: data.train, seen: evaluator.seenRows, targets: targets)
+            let policy = DiffRecPolicy(model: model, reference: nil, reward: reward, input: evaluator.inputRows, seen: evaluator.seenRows, trainRows: data.train,
                                        exploration: Exploration(scale: 10), seed: 1)
             _ = try policy.rollout([0, 1, 2, 3], rollouts: 2, trained: [1, 3], update: 7)
             let b = policy.last

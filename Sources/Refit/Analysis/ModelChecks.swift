@@ -147,8 +147,8 @@ public enum ModelChecks {
         let train = try DeviceCSR(data.interactions.train, on: backend)
         var settings = FinetuneSettings()
         (settings.estimator, settings.optimizer.learningRate, settings.seed) = (estimator, 1e-3, seed)
-        let reward = settings.reward.make(backend: backend, train: data.interactions.train, trainOnDevice: train, targets: data.targets)
-        let policy = DiffRecPolicy(model: model, reference: nil, reward: reward, train: train, trainRows: data.interactions.train,
+        let reward = settings.reward.make(backend: backend, train: data.interactions.train, seen: train, targets: data.targets)
+        let policy = DiffRecPolicy(model: model, reference: nil, reward: reward, input: train, seen: train, trainRows: data.interactions.train,
                                    exploration: settings.reinforce?.exploration ?? Exploration(), seed: seed)
         let users = Array(0..<16)
         switch estimator {

@@ -12,6 +12,8 @@ public struct DataSource: Codable, Sendable, Equatable {
     public var columns: String? = nil
     public var separator: String? = nil
     public var hasHeader: Bool? = nil
+    /// A file joined for the time column (`DatasetOptions.timestamps`).
+    public var timestamps: String? = nil
 
     public init(path: String) { self.path = path }
 
@@ -25,6 +27,7 @@ public struct DataSource: Codable, Sendable, Equatable {
             o.columns = try columns.map(ColumnMapping.init(parsing:))
             o.separator = separator
             o.hasHeader = hasHeader
+            o.timestamps = timestamps
             return o
         }
     }
@@ -46,5 +49,6 @@ extension DataSource {
         columns = options.columns?.description
         separator = options.separator
         hasHeader = options.hasHeader
+        timestamps = options.timestamps
     }
 }

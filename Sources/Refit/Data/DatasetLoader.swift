@@ -13,10 +13,16 @@ public enum DatasetLoader {
         try InteractionDataset(log: readLog(path: path, format: format, options: options), options: options)
     }
 
-    /// The rows as read, unfiltered. Only the reading options (`columns`, `separator`, `hasHeader`) and,
-    /// for built-in data, `seed` are used.
+    /// The rows as read, unfiltered. Only the reading options (`columns`, `separator`, `hasHeader`, `timestamps`)
+    /// and, for built-in data, `seed` are used.
     public static func readLog(path: String, format: DataFormat = .auto,
                                options: DatasetOptions = DatasetOptions()) throws -> InteractionLog {
+        let log = try readRows(path: path, format: format, options: options)
+        guard let timestamps = options.timestamps else { return log }
+        return try TimestampJoin.attach(from: timestamps, to: log, folder: DataFiles.isDirectory(path) == true ? path : nil)
+    }
+
+    private static func readRows(path: String, format: DataFormat, options: DatasetOptions) throws -> InteractionLog {
         if let name = builtinName(path) {
             guard format == .auto || format == .builtin else {
                 throw DataError.badOption("--format \(format) cannot read the built-in dataset \(path)")

@@ -11,6 +11,8 @@ public struct DatasetOptions: Sendable, Equatable {
     /// Users with fewer interactions than this are put in train only (and counted): with fewer than three,
     /// valid and test cannot both get one.
     public var minInteractionsToSplit = 3
+    /// A file whose time column is joined to data without one, on the (user, item) pair (`TimestampJoin`).
+    public var timestamps: String? = nil
 
     // Text files only.
     public var columns: ColumnMapping? = nil

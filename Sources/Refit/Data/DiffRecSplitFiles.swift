@@ -88,7 +88,7 @@ public enum DiffRecSplitFiles {
 
     /// Raw ids from an `index<TAB>id` file with a header, or the indices themselves when there is no such file.
     /// The file may name more ids than the pairs use (users or items left without interactions).
-    private static func idMap(_ path: String, count: Int) throws -> [String] {
+    static func idMap(_ path: String, count: Int) throws -> [String] {
         guard FileManager.default.fileExists(atPath: path) else { return (0..<count).map(String.init) }
         let lines = String(decoding: try DataFiles.read(path), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
         var ids: [String?] = []

@@ -10,6 +10,11 @@ public struct InteractionDataset: Sendable {
     /// FNV-1a 64 over the shape and the three CSR matrices, in hex: equal fingerprints mean identical splits,
     /// so a run's config can prove which data it was trained on.
     public let fingerprint: String
+    /// When the data have a time column: the time of each training interaction, in the order of `train.columns`.
+    public let trainTimes: [Double]?
+    /// What a model sees for each training interaction, in the order of `train.columns`; nil: 1 for every one
+    /// (T-DiffRec's time weights set it, `weighted(by:)`). Masks and teachers read the 0/1 pattern, never these.
+    public internal(set) var trainValues: [Float]? = nil
 
     public var userCount: Int { userIDs.count }
     public var itemCount: Int { itemIDs.count }
@@ -78,6 +83,7 @@ public struct InteractionDataset: Sendable {
         userIDs = kept.userIDs
         itemIDs = kept.itemIDs
         fingerprint = Self.fingerprint(of: [train, valid, test])
+        trainTimes = kept.timestamps.map { Self.entryTimes(train, log: kept, times: $0) }
         statistics = DatasetStatistics(
             source: log.source, format: log.format,
             rowsRead: log.count, usersRead: log.userCount, itemsRead: log.itemCount,
@@ -91,18 +97,38 @@ public struct InteractionDataset: Sendable {
 
     /// Wraps splits made elsewhere (a file written by `refit data split`, a test's hand-made matrices).
     public init(train: CSRMatrix, valid: CSRMatrix, test: CSRMatrix, userIDs: [String], itemIDs: [String],
-                source: String, format: DataFormat) {
+                source: String, format: DataFormat, trainTimes: [Double]? = nil) {
         precondition([valid, test].allSatisfy { $0.rowCount == train.rowCount && $0.columnCount == train.columnCount })
         precondition(userIDs.count == train.rowCount && itemIDs.count == train.columnCount)
+        precondition(trainTimes.map { $0.count == train.nonzeroCount } ?? true, "one time per training interaction")
         (self.train, self.valid, self.test, self.userIDs, self.itemIDs) = (train, valid, test, userIDs, itemIDs)
+        self.trainTimes = trainTimes
         fingerprint = Self.fingerprint(of: [train, valid, test])
         let total = train.nonzeroCount + valid.nonzeroCount + test.nonzeroCount
         statistics = DatasetStatistics(
             source: source, format: format, rowsRead: total, usersRead: train.rowCount, itemsRead: train.columnCount,
-            hasRatings: false, hasTimestamps: false, minRating: nil, kCore: nil,
+            hasRatings: false, hasTimestamps: trainTimes != nil, minRating: nil, kCore: nil,
             users: train.rowCount, items: train.columnCount,
             trainInteractions: train.nonzeroCount, validInteractions: valid.nonzeroCount, testInteractions: test.nonzeroCount,
             interactionsPerUser: Self.perUserSummary(train, valid, test), trainOnlyUsers: 0, minInteractionsToSplit: 0, splitMethod: "as given")
+    }
+
+    /// The time of each entry of `train` (its rows' items in column order), from the log rows that put them there.
+    /// The log is deduplicated, so each (user, item) of train comes from one row.
+    private static func entryTimes(_ train: CSRMatrix, log: InteractionLog, times: [Double]) -> [Double] {
+        var entryTimes = [Double](repeating: 0, count: train.nonzeroCount)
+        for row in 0..<log.count {
+            let u = Int(log.users[row])
+            // Binary search for the item among the row's sorted columns; a slice's indices are positions in `columns`.
+            let entries = train.row(u)
+            var low = entries.startIndex, high = entries.endIndex
+            while low < high {
+                let mid = (low + high) / 2
+                if entries[mid] < log.items[row] { low = mid + 1 } else { high = mid }
+            }
+            if low < entries.endIndex, entries[low] == log.items[row] { entryTimes[low] = times[row] }
+        }
+        return entryTimes
     }
 
     private static func perUserSummary(_ train: CSRMatrix, _ valid: CSRMatrix, _ test: CSRMatrix) -> CountSummary {

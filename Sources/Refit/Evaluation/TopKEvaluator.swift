@@ -8,9 +8,13 @@ public enum EvaluationSplit: String, Codable, Sendable, CaseIterable {
 
 /// A CSR matrix uploaded to a backend.
 extension DeviceCSR {
-    public init(_ matrix: CSRMatrix, on backend: any Backend) throws {
+    /// `values` (one per entry, in column order) make a weighted matrix; without them every entry is 1.
+    public init(_ matrix: CSRMatrix, values: [Float]? = nil, on backend: any Backend) throws {
+        precondition(values.map { $0.count == matrix.nonzeroCount } ?? true, "one value per entry")
+        let entries = max(matrix.columns.count, 1)  // OpenCL needs non-empty buffers
         self.init(rowPointers: try backend.tensor(matrix.rowPointers, shape: [matrix.rowCount + 1]),
-                  columnIndices: try backend.tensor(matrix.columns.isEmpty ? [0] : matrix.columns, shape: [max(matrix.columns.count, 1)]),
+                  columnIndices: try backend.tensor(matrix.columns.isEmpty ? [0] : matrix.columns, shape: [entries]),
+                  values: try values.map { try backend.tensor($0.isEmpty ? [0] : $0, shape: [entries]) },
                   rows: matrix.rowCount, columns: matrix.columnCount)
     }
 }
@@ -32,7 +36,10 @@ public final class TopKEvaluator: @unchecked Sendable {
     public let dataset: InteractionDataset
     public let batchSize: Int
     public let cutoffs: [Int]
-    let trainRows: DeviceCSR
+    /// The model's input rows: the training matrix, with the dataset's `trainValues` when it has them.
+    public let inputRows: DeviceCSR
+    /// The training matrix's pattern (0/1): the items a validation ranking never shows.
+    public let seenRows: DeviceCSR
     let testMask: DeviceCSR
     private var buffers: [Int: (users: Tensor, input: Tensor, indices: Tensor, values: Tensor)] = [:]
 
@@ -41,12 +48,10 @@ public final class TopKEvaluator: @unchecked Sendable {
         self.dataset = dataset
         self.batchSize = batchSize
         self.cutoffs = cutoffs
-        trainRows = try DeviceCSR(dataset.train, on: backend)
+        seenRows = try DeviceCSR(dataset.train, on: backend)
+        inputRows = dataset.trainValues == nil ? seenRows : try DeviceCSR(dataset.train, values: dataset.trainValues, on: backend)
         testMask = try DeviceCSR(dataset.train.union(dataset.valid), on: backend)
     }
-
-    /// The device CSR of the training matrix (model inputs are its dense rows).
-    public var trainMatrix: DeviceCSR { trainRows }
 
     private func batchBuffers(_ rows: Int) throws -> (users: Tensor, input: Tensor, indices: Tensor, values: Tensor) {
         if let b = buffers[rows] { return b }
@@ -67,7 +72,7 @@ public final class TopKEvaluator: @unchecked Sendable {
     public func evaluate<Accumulator: RankingAccumulator>(_ split: EvaluationSplit, into accumulator: Accumulator,
                                                           score: (Tensor, Tensor) throws -> Tensor) throws -> Accumulator {
         let truth = split == .valid ? dataset.valid : dataset.test
-        let mask = split == .valid ? trainRows : testMask
+        let mask = split == .valid ? seenRows : testMask
         let k = cutoffs.max()!
         var accumulator = accumulator
         var start = 0
@@ -75,7 +80,7 @@ public final class TopKEvaluator: @unchecked Sendable {
             let rows = min(batchSize, dataset.userCount - start)
             let b = try batchBuffers(rows)
             backend.write((start..<(start + rows)).map { Int32($0) }, to: b.users)
-            backend.densifyRows(trainRows, rows: b.users, into: b.input)
+            backend.densifyRows(inputRows, rows: b.users, into: b.input)
             let scores = try score(b.users, b.input)
             backend.topK(scores, k: k, mask: .sparse(mask, rows: b.users), indices: b.indices, values: b.values)
             let top = try backend.readInt32s(b.indices)

@@ -12,8 +12,10 @@ public final class DiffRecPolicy: PathwisePolicy {
     /// The frozen pre-trained model, when a KL penalty or an anchor refers to it.
     let reference: DiffRecModel?
     public let reward: RolloutReward
-    /// The training matrix on the device: start states, and the items a ranking never shows.
-    let train: DeviceCSR
+    /// The training matrix on the device: the model's input rows (start states; T-DiffRec's weights when the run has
+    /// them) and their 0/1 pattern (the items a ranking never shows).
+    let input: DeviceCSR
+    let seen: DeviceCSR
     let trainRows: CSRMatrix
     let exploration: Exploration
     /// Each user's explored items when exploring target items only.
@@ -68,13 +70,14 @@ public final class DiffRecPolicy: PathwisePolicy {
     }
 
     /// `candidates` are required when `exploration` covers target items only.
-    public init(model: DiffRecModel, reference: DiffRecModel?, reward: RolloutReward, train: DeviceCSR, trainRows: CSRMatrix,
+    public init(model: DiffRecModel, reference: DiffRecModel?, reward: RolloutReward, input: DeviceCSR, seen: DeviceCSR, trainRows: CSRMatrix,
                 exploration: Exploration = Exploration(), candidates: CollaborativeTargets? = nil, seed: UInt64) {
         precondition(exploration.dimensions == .all || candidates != nil, "exploring target items needs the targets")
         self.model = model
         self.reference = reference
         self.reward = reward
-        self.train = train
+        self.input = input
+        self.seen = seen
         self.trainRows = trainRows
         self.exploration = exploration
         self.candidates = exploration.dimensions == .targets ? candidates : nil
@@ -99,7 +102,7 @@ public final class DiffRecPolicy: PathwisePolicy {
     func start(_ rowUsers: [Int], update: Int, buffers b: Buffers) throws {
         b.rowUsers = rowUsers
         backend.write(rowUsers.map { Int32($0) }, to: b.users)
-        backend.densifyRows(train, rows: b.users, into: b.state)
+        backend.densifyRows(input, rows: b.users, into: b.state)
         if model.settings.samplingSteps > 0 {
             backend.fill(b.timesteps, with: Float(model.settings.samplingSteps - 1))
             backend.fillNormal(b.noise, seed: seed ^ 0x5354_4152_54, offset: UInt64(update) * UInt64(b.rows * b.items))
@@ -224,7 +227,7 @@ public final class DiffRecPolicy: PathwisePolicy {
         try differentiable.gradient(x0: x0, rows: rows, into: gradient)
     }
 
-    public func seenMask(into mask: Tensor) { backend.densifyRows(train, rows: last.users, into: mask) }
+    public func seenMask(into mask: Tensor) { backend.densifyRows(seen, rows: last.users, into: mask) }
 
     public func seenItems(row: Int) -> ArraySlice<Int32> { trainRows.row(last.rowUsers[row]) }
 }

@@ -207,17 +207,18 @@ final class CollaborativeScoreReward: DifferentiableReward {
         return try backend.readFloats(s.sums).map(Double.init)
     }
 
-    /// σ_u: the standard deviation of `model`'s scores over each user's unseen items, from the training rows alone, a
-    /// batch of users at a time (host memory O(batch × items + users)).
-    static func referenceSpread(model: DiffRecModel, train: CSRMatrix, trainOnDevice: DeviceCSR, batchSize: Int) throws -> [Float] {
+    /// σ_u: the standard deviation of `model`'s scores over each user's unseen items, from the training rows alone
+    /// (`input`: the model's input rows, `TopKEvaluator.inputRows`), a batch of users at a time (host memory
+    /// O(batch × items + users)).
+    static func referenceSpread(model: DiffRecModel, train: CSRMatrix, input: DeviceCSR, batchSize: Int) throws -> [Float] {
         let backend = model.backend
         var spread = [Float](); spread.reserveCapacity(train.rowCount)
         for start in stride(from: 0, to: train.rowCount, by: batchSize) {
             let rows = min(batchSize, train.rowCount - start)
             let users = try backend.tensor((start..<(start + rows)).map { Int32($0) }, shape: [rows])
-            let input = try backend.makeTensor([rows, train.columnCount], .float32)
-            backend.densifyRows(trainOnDevice, rows: users, into: input)
-            let scores = try backend.readFloats(try model.scores(input))
+            let dense = try backend.makeTensor([rows, train.columnCount], .float32)
+            backend.densifyRows(input, rows: users, into: dense)
+            let scores = try backend.readFloats(try model.scores(dense))
             for r in 0..<rows {
                 let row = scores[(r * train.columnCount)..<((r + 1) * train.columnCount)]
                 spread.append(Float(RankingRows.unseenMoments(row, seen: train.row(start + r)).deviation))
@@ -254,16 +255,17 @@ final class MixedReward: DifferentiableReward {
 }
 
 extension RewardSpec {
-    /// The DiffRec reward this spec names, for a dataset's training matrix and collaborative targets.
+    /// The DiffRec reward this spec names, for a dataset's training matrix (`seen`: its 0/1 pattern on the device,
+    /// `TopKEvaluator.seenRows`) and collaborative targets.
     /// `referenceSpread` (σ_u, `CollaborativeScoreReward.referenceSpread`) is needed by collab-score only.
-    public func make(backend: any Backend, train: CSRMatrix, trainOnDevice: DeviceCSR, targets: CollaborativeTargets,
+    public func make(backend: any Backend, train: CSRMatrix, seen: DeviceCSR, targets: CollaborativeTargets,
                      referenceSpread: [Float]? = nil) -> RolloutReward {
         func collab(_ temperature: Float) -> LogLikelihoodReward {
-            LogLikelihoodReward(name: RewardKind.collabLoglik.rawValue, backend: backend, train: trainOnDevice, temperature: temperature,
+            LogLikelihoodReward(name: RewardKind.collabLoglik.rawValue, backend: backend, train: seen, temperature: temperature,
                                 maskSeen: true) { user in (targets.items[user][...], targets.weights[user]) }
         }
         func own(_ temperature: Float) -> LogLikelihoodReward {
-            LogLikelihoodReward(name: RewardKind.selfLoglik.rawValue, backend: backend, train: trainOnDevice, temperature: temperature,
+            LogLikelihoodReward(name: RewardKind.selfLoglik.rawValue, backend: backend, train: seen, temperature: temperature,
                                 maskSeen: false) { user in
                 let row = train.row(user)
                 return (row, [Float](repeating: row.isEmpty ? 0 : 1 / Float(row.count), count: row.count))
@@ -273,13 +275,13 @@ extension RewardSpec {
         case .collabLoglik(let temperature): return collab(temperature)
         case .collabLift(let temperature):
             let population = targets.populationMean()
-            return LogLikelihoodReward(name: kind.rawValue, backend: backend, train: trainOnDevice, temperature: temperature,
+            return LogLikelihoodReward(name: kind.rawValue, backend: backend, train: seen, temperature: temperature,
                                        maskSeen: true) { user in targets.lift(user: user, population: population, seen: train.row(user)) }
         case .collabScore:
             guard let referenceSpread else { preconditionFailure("collab-score needs the reference model's spread σ_u") }
             return CollaborativeScoreReward(backend: backend, train: train, targets: targets, spread: referenceSpread)
         case .selfLoglik(let temperature): return own(temperature)
-        case .collabNDCG(let cutoff): return CollaborativeNDCGReward(backend: backend, train: trainOnDevice, targets: targets, cutoff: cutoff)
+        case .collabNDCG(let cutoff): return CollaborativeNDCGReward(backend: backend, train: seen, targets: targets, cutoff: cutoff)
         case .mixed(let weight, let temperature): return MixedReward(own(temperature), collab(temperature), weight: Double(weight))
         case .seqLoglik, .seqCollab: preconditionFailure("\(kind.rawValue) is a sequential reward; a DiffRec session refuses it")
         }

@@ -15,6 +15,9 @@ public struct DiffRecSettings: Codable, Sendable, Equatable {
     /// Inference starts from x (0) or from q_sample(x, samplingSteps).
     public var samplingSteps = 0
     public var reweight = true
+    /// T-DiffRec: the model's input and target rows weight each user's training items by recency (nil: 0/1 rows).
+    /// The dataset is weighted once, where it is loaded for the run (`InteractionDataset.weighted(by:)`).
+    public var timeWeights: TimeWeights? = nil
     // Optimisation
     public var learningRate: Float = 1e-3
     public var weightDecay: Float = 0

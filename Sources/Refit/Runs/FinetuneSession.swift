@@ -66,16 +66,16 @@ public enum FinetuneSession {
         var spread: [Float]? = nil
         if settings.reward == .collabScore {
             let started = Date()
-            spread = try CollaborativeScoreReward.referenceSpread(model: base.model, train: dataset.train, trainOnDevice: evaluator.trainMatrix,
+            spread = try CollaborativeScoreReward.referenceSpread(model: base.model, train: dataset.train, input: evaluator.inputRows,
                                                                   batchSize: evaluator.batchSize)
             observer?.log(String(format: "collab-score: the pre-trained scores' spread σ_u over each user's unseen items, %.1f s", Date().timeIntervalSince(started)))
         }
-        let reward = settings.reward.make(backend: backend, train: dataset.train, trainOnDevice: evaluator.trainMatrix, targets: targets,
+        let reward = settings.reward.make(backend: backend, train: dataset.train, seen: evaluator.seenRows, targets: targets,
                                           referenceSpread: spread)
         // The probe samples the stochastic policy: with REINFORCE's own exploration, or its defaults under another estimator.
         let probeSettings = settings.reinforce ?? ReinforceSettings()
         func policy(_ model: DiffRecModel, reference: DiffRecModel?) -> DiffRecPolicy {
-            DiffRecPolicy(model: model, reference: reference, reward: reward, train: evaluator.trainMatrix, trainRows: dataset.train,
+            DiffRecPolicy(model: model, reference: reference, reward: reward, input: evaluator.inputRows, seen: evaluator.seenRows, trainRows: dataset.train,
                           exploration: probeSettings.exploration, candidates: targets, seed: settings.seed)
         }
         let trained = policy(model, reference: settings.needsReference ? base.model : nil)

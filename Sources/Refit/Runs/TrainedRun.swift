@@ -15,11 +15,12 @@ public struct TrainedRun {
         }
         self.folder = folder
         configuration = try folder.readJSON(RunConfiguration.self, from: "config.json")
-        dataset = try configuration.data.load()
-        guard dataset.fingerprint == configuration.dataFingerprint else {
+        let data = try configuration.data.load()
+        guard data.fingerprint == configuration.dataFingerprint else {
             throw CheckpointError.malformed(path: folder.file("config.json").path,
                                             reason: "the data at \(configuration.data.path) no longer match the run (fingerprint differs)")
         }
+        dataset = try data.weighted(by: configuration.diffrec.timeWeights)
         self.weights = weights
         model = try DiffRecModel(backend: backend, settings: configuration.diffrec, items: dataset.itemCount)
         let parameters = model.denoiser.parameters

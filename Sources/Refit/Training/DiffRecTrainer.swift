@@ -87,7 +87,7 @@ public final class DiffRecTrainer {
             let b = try buffers(users.count)
             let step = UInt64(state.optimizerStep)
             backend.write(users.map { Int32($0) }, to: b.users)
-            backend.densifyRows(evaluator.trainMatrix, rows: b.users, into: b.x0)
+            backend.densifyRows(evaluator.inputRows, rows: b.users, into: b.x0)
             let (timesteps, scaledProbabilities) = state.sampler.sample(users.count, random: random, position: step << 20)
             backend.write(timesteps, to: b.timesteps)
             let lossWeights = timesteps.map { settings.reweight ? weights[Int($0)] : 1 }

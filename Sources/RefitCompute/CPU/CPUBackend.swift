@@ -351,11 +351,12 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     public func densifyRows(_ matrix: DeviceCSR, rows: Tensor, into dense: Tensor) {
         precondition(dense.rows == rows.count && dense.columns == matrix.columns, "densifyRows shapes")
         let pointers = ints(matrix.rowPointers), columns = ints(matrix.columnIndices), rp = ints(rows)
+        let values = matrix.values.map { floats($0) }
         let d = floats(dense)
         d.update(repeating: 0, count: dense.count)
         for r in 0..<rows.count {
             let row = Int(rp[r])
-            for e in Int(pointers[row])..<Int(pointers[row + 1]) { d[r * dense.columns + Int(columns[e])] = 1 }
+            for e in Int(pointers[row])..<Int(pointers[row + 1]) { d[r * dense.columns + Int(columns[e])] = values?[e] ?? 1 }
         }
     }
 

@@ -112,17 +112,25 @@ extension KernelCases {
     /// Selection does no arithmetic: exact.
     static let ranking: [KernelCase] = densify + topK
 
-    /// Rows picked in any order, with repeats, as a shuffled batch does; a full row and an empty one.
-    static let densify: [KernelCase] = [(7, 33), (1, 1), (33, 257), (40, 2810)].map { matrixRows, columns in
-        let picks = 2 * matrixRows + 1
-        return KernelCase(.ranking, "csr densify", "\(picks) of \(dims(matrixRows, columns))", .exact) { be in
-            let csr = try CheckInputs.deviceCSR(be, CheckInputs.csr(rows: matrixRows, columns: columns, density: 0.2, seed: 71,
-                                                                    fullRow: matrixRows > 1), columns: columns)
-            let rows = try be.tensor(CheckInputs.integers(picks, in: 0..<matrixRows, seed: 72), shape: [picks])
-            let dense = try be.tensor(CheckInputs.uniform(picks * columns, seed: 73), shape: [picks, columns])  // overwritten
-            return .init({ be.densifyRows(csr, rows: rows, into: dense) }, output: dense)
+    /// Rows picked in any order, with repeats, as a shuffled batch does; a full row and an empty one; 0/1 rows and
+    /// weighted ones (T-DiffRec's time weights).
+    static let densify: [KernelCase] = [(7, 33, false), (1, 1, false), (33, 257, false), (40, 2810, false), (33, 257, true), (40, 2810, true)]
+        .map { matrixRows, columns, weighted in
+            let picks = 2 * matrixRows + 1
+            let name = weighted ? "csr densify weighted" : "csr densify"
+            return KernelCase(.ranking, name, "\(picks) of \(dims(matrixRows, columns))", .exact) { be in
+                let pattern = CheckInputs.csr(rows: matrixRows, columns: columns, density: 0.2, seed: 71, fullRow: matrixRows > 1)
+                var csr = try CheckInputs.deviceCSR(be, pattern, columns: columns)
+                if weighted {
+                    let values = try be.tensor(CheckInputs.uniform(csr.columnIndices.count, seed: 74), shape: [csr.columnIndices.count])
+                    csr = DeviceCSR(rowPointers: csr.rowPointers, columnIndices: csr.columnIndices, values: values,
+                                    rows: csr.rows, columns: csr.columns)
+                }
+                let rows = try be.tensor(CheckInputs.integers(picks, in: 0..<matrixRows, seed: 72), shape: [picks])
+                let dense = try be.tensor(CheckInputs.uniform(picks * columns, seed: 73), shape: [picks, columns])  // overwritten
+                return .init({ be.densifyRows(csr, rows: rows, into: dense) }, output: dense)
+            }
         }
-    }
 
     enum TopKScores: String, Sendable {
         /// Random scores; the mask is 30 % full.

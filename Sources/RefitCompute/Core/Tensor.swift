@@ -32,19 +32,24 @@ extension Tensor: CustomStringConvertible {
     public var description: String { "Tensor(\(shape.map(String.init).joined(separator: "×")), \(elementType))" }
 }
 
-/// A CSR matrix resident on a backend: `rowPointers` (rows+1, int32) and `columnIndices` (nnz, int32).
-/// Within a row the column indices ascend (as `CSRMatrix` stores them): OpenCL's masked top-K walks them in order.
+/// A CSR matrix resident on a backend: `rowPointers` (rows+1, int32), `columnIndices` (nnz, int32) and, for a
+/// weighted matrix, `values` (nnz, float32; nil: every entry is 1). Within a row the column indices ascend (as
+/// `CSRMatrix` stores them): OpenCL's masked top-K walks them in order. Masks read the pattern only.
 public struct DeviceCSR: Sendable {
     public let rowPointers: Tensor
     public let columnIndices: Tensor
+    public let values: Tensor?
     public let rows: Int
     public let columns: Int
 
-    public init(rowPointers: Tensor, columnIndices: Tensor, rows: Int, columns: Int) {
+    public init(rowPointers: Tensor, columnIndices: Tensor, values: Tensor? = nil, rows: Int, columns: Int) {
         precondition(rowPointers.elementType == .int32 && columnIndices.elementType == .int32)
         precondition(rowPointers.count == rows + 1, "rowPointers must hold rows + 1 entries")
+        precondition(values.map { $0.elementType == .float32 && $0.count == columnIndices.count } ?? true,
+                     "values must be float32, one per column index")
         self.rowPointers = rowPointers
         self.columnIndices = columnIndices
+        self.values = values
         self.rows = rows
         self.columns = columns
     }

@@ -452,7 +452,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         guard rows.count > 0 else { return }
         let size = powerOfTwoGroup("densify_rows", atMost: parameters.groups.densifyGroupSize)
         launch("densify_rows", global: [rows.count * size], local: [size], [
-            .buffer(matrix.rowPointers), .buffer(matrix.columnIndices), .buffer(rows), .buffer(dense), .int(Int32(dense.columns)),
+            .buffer(matrix.rowPointers), .buffer(matrix.columnIndices), .buffer(matrix.values ?? matrix.columnIndices),
+            .int(matrix.values == nil ? 0 : 1), .buffer(rows), .buffer(dense), .int(Int32(dense.columns)),
         ])
     }
 
