@@ -6,11 +6,11 @@ import RefitCompute
 struct BaselinesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "baselines",
-        abstract: "Score a DiffRec run beside tuned simple baselines (popularity, item-kNN, RP3β, EASE) and beside its blends with user-kNN, item-graph and EASE.",
+        abstract: "Score a DiffRec run beside tuned simple baselines (popularity, user-kNN, item-kNN, RP3β, EASE) and beside its blends with user-kNN, item-graph and EASE.",
         discussion: """
         Example:
           refit baselines --from runs/ml1m
-        First the tuned baselines: each setting of a grid (item-kNN: k 50–2000 and shrink 0–100; RP3β: α 0.6–1, β 0.4–0.8, k 200–1000; EASE: λ 100–20000) is scored on validation and the best one (by --select-on) once on test, as reproducibility studies of diffusion recommenders tune them; --json prints every grid. A few minutes on ML-1M through PoCL (--grid quick: two settings each).
+        First the tuned baselines: each setting of a grid (user-kNN: k 20–1000; item-kNN: k 50–2000 and shrink 0–100; RP3β: α 0.6–1, β 0.4–0.8, k 200–1000; EASE: λ 100–20000; on a T-DiffRec run also EASE given the run's time-weighted rows) is scored on validation and the best one (by --select-on) once on test, as reproducibility studies of diffusion recommenders tune them; --json prints every grid. A few minutes on ML-1M through PoCL (--grid quick: two settings each).
         Then each blend is z(model) + α·z(signal), the scores standardised per user over the items outside their training row, α chosen on validation NDCG@20 from 0.1 to 4. It tells what a ReFiT reward built on that signal (--neighbors user-knn, item-graph or ease) can hope to add: a signal whose best blend does not beat the model on validation has nothing to teach it. The blend is also the optimum that --reward collab-score aims at with --anchor β = 1/α (the EASE row blends EASE's dense scores; the reward uses its top --target-size items, which on ML-1M rank the same).
         The last four rows bound collab-lift. "lift / β" is x₀_ref + L_u/β, the optimum of the anchored pathwise objective, with 1/β (the α column) chosen on validation from 1 to 100; "last-layer fit" keeps only the least-squares part of L_u/β that the model's last hidden layer can express, which is what fine-tuning can reach without changing the model's features. Every signal reads the training matrix only. About a minute on ML-1M through PoCL.
         """)

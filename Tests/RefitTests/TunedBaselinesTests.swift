@@ -76,16 +76,16 @@ import RefitCompute
         var shape = SyntheticDataset.Shape()
         (shape.users, shape.items) = (120, 60)
         let dataset = try InteractionDataset(log: SyntheticDataset.generate(shape, seed: 3, name: "tiny"))
-        let grids = TunedBaselines.Grids(itemKNN: [(5, 0), (20, 10)], rp3beta: [(0.5, 0.0, 10), (1.0, 0.4, 30)], easeLambdas: [1, 50])
+        let grids = TunedBaselines.Grids(userKNN: [3, 10], itemKNN: [(5, 0), (20, 10)], rp3beta: [(0.5, 0.0, 10), (1.0, 0.4, 30)], easeLambdas: [1, 50])
         let results = try TunedBaselines.run(dataset: dataset, backend: backend, batchSize: 50, grids: grids)
-        #expect(results.map(\.baseline) == ["popularity", "item-kNN", "RP3β", "EASE"])
-        #expect(results.map(\.grid.count) == [1, 2, 2, 2])
+        #expect(results.map(\.baseline) == ["popularity", "user-kNN", "item-kNN", "RP3β", "EASE"])
+        #expect(results.map(\.grid.count) == [1, 2, 2, 2, 2])
         let evaluator = try TopKEvaluator(backend: backend, dataset: dataset, batchSize: 50)
         for result in results {
             let best = result.grid.max { $0.validNDCG20 < $1.validNDCG20 }!
             #expect(result.chosen == best.settings && result.valid.ndcg(at: 20) == best.validNDCG20)
         }
-        let ease = results[3]
+        let ease = results[4]
         let lambda: Double = ease.chosen.contains("λ = 50") ? 50 : 1
         let model = try EASEModel(backend: backend, train: dataset.train, lambda: lambda)
         #expect(abs(try model.evaluate(.test, with: evaluator).ndcg(at: 20) - ease.test.ndcg(at: 20)) < 1e-9)
@@ -96,5 +96,12 @@ import RefitCompute
             let best = result.grid.first { $0.validRecall20 == result.grid.map(\.validRecall20).max()! }!
             #expect(result.chosen == best.settings, "the first of the settings with the best validation Recall@20")
         }
+
+        // On a time-weighted dataset the baselines read the 0/1 rows (the same scores), and EASE is also given the weights.
+        let weighted = try TunedBaselines.run(dataset: try dataset.weighted(by: TimeWeights(minimum: 0.1, maximum: 1)), backend: backend,
+                                              batchSize: 50, grids: grids)
+        #expect(weighted.map(\.baseline) == results.map(\.baseline) + ["EASE, time-weighted input"])
+        for (result, same) in zip(weighted, results) { #expect(result.test.ndcg(at: 20) == same.test.ndcg(at: 20), "\(result.baseline)") }
+        #expect(weighted.last!.grid.map(\.validNDCG20) != ease.grid.map(\.validNDCG20), "the weights change EASE's rankings")
     }
 }
