@@ -76,7 +76,7 @@ struct AblateCommand: ParsableCommand {
         var rows: [String] = []
         var pretrainedTest: RankingMetrics?
         for neighbors in neighborList {
-            let targets = try recipe(rewardKinds[0], neighbors).targets.build(train: pretrained.dataset.train, backend: backend)
+            let targets = try recipe(rewardKinds[0], neighbors).targets.build(dataset: pretrained.dataset, backend: backend)
             for reward in rewardKinds {
                 var outcomes: [FinetuneOutcome] = []
                 for seed in 1...seeds {

@@ -144,9 +144,9 @@ import RefitCompute
                                   valid: [[], [], [], []], test: [[], [], [], []], items: 8)
         for kind in TeacherKind.allCases {
             let spec = TargetSpec(teacher: kind == .userKNN ? .userKNN(neighbors: 1) : kind.defaultTeacher)
-            let a = try spec.build(train: quiet.train, backend: backend)
-            let b = try spec.build(train: loud.train, backend: backend)
-            let c = try spec.build(train: leaked.train, backend: backend)
+            let a = try spec.build(dataset: quiet, backend: backend)
+            let b = try spec.build(dataset: loud, backend: backend)
+            let c = try spec.build(dataset: leaked, backend: backend)
             #expect(a == b, "\(kind): held-out data changed the targets")
             #expect(a != c, "\(kind): the construction is not sensitive to these interactions, so the test proves nothing")
             for rewardKind in RewardKind.allCases where !rewardKind.isSequential {
@@ -197,7 +197,7 @@ import RefitCompute
         reinforce.exploration = Exploration(scale: 30, dimensions: exploration)  // a larger σ keeps the finite differences well above Float32 noise
         var settings = FinetuneSettings()
         settings.estimator = .reinforce(reinforce)
-        let targets = try settings.targets.build(train: data.train, backend: backend)
+        let targets = try settings.targets.build(dataset: data, backend: backend)
         let reward = settings.reward.make(backend: backend, train: data.train, seen: evaluator.seenRows, targets: targets)
         do {
             let policy = DiffRecPolicy(model: model, reference: nil, reward: reward, input: evaluator.inputRows, seen: evaluator.seenRows, trainRows: data.train,
@@ -245,7 +245,7 @@ import RefitCompute
         var other = diffrec
         other.seed += 1
         let reference = try DiffRecModel(backend: backend, settings: other, items: 12)
-        let targets = try settings.targets.build(train: data.train, backend: backend)
+        let targets = try settings.targets.build(dataset: data, backend: backend)
         let spread = try CollaborativeScoreReward.referenceSpread(model: reference, train: data.train, input: evaluator.inputRows,
                                                                   batchSize: 4)
         let reward = settings.reward.make(backend: backend, train: data.train, seen: evaluator.seenRows, targets: targets,
@@ -318,7 +318,7 @@ import RefitCompute
         settings.estimator = estimator == .pathwise ? .pathwise(PathwiseSettings()) : .reinforce(reinforce)
         settings.trainedLayers = layers
         settings.optimizer.learningRate = 1e-2
-        let targets = try settings.targets.build(train: data.train, backend: backend)
+        let targets = try settings.targets.build(dataset: data, backend: backend)
         let reward = settings.reward.make(backend: backend, train: data.train, seen: evaluator.seenRows, targets: targets)
         do {
             let policy = DiffRecPolicy(model: model, reference: nil, reward: reward, input: evaluator.inputRows, seen: evaluator.seenRows, trainRows: data.train,
@@ -392,7 +392,7 @@ import RefitCompute
         func finalStates(_ backend: any Backend) throws -> [Float] {
             let model = try DiffRecModel(backend: backend, settings: PretrainTestSupport.tinySettings(), items: 12)
             let evaluator = try TopKEvaluator(backend: backend, dataset: data, batchSize: 8)
-            let targets = try TargetSpec().build(train: data.train, backend: backend)
+            let targets = try TargetSpec().build(dataset: data, backend: backend)
             let reward = RewardSpec.collabLoglik().make(backend: backend, train: data.train, seen: evaluator.seenRows, targets: targets)
             let policy = DiffRecPolicy(model: model, reference: nil, reward: reward, input: evaluator.inputRows, seen: evaluator.seenRows, trainRows: data.train,
                                        exploration: Exploration(scale: 10), seed: 1)

@@ -94,4 +94,33 @@ import RefitCompute
         }
         #expect((0..<log.userCount).allSatisfy { lastTrain[$0] <= firstValid[$0] })
     }
+
+    /// On a T-DiffRec dataset the EASE teacher scores the time-weighted rows (its targets are the top unseen items of
+    /// x_w·B); user-kNN keeps reading the 0/1 pattern.
+    @Test func easeTeacherScoresTheTimeWeightedRows() throws {
+        let backend = CPUBackend()
+        var shape = SyntheticDataset.Shape()
+        (shape.users, shape.items) = (60, 40)
+        let plain = try InteractionDataset(log: SyntheticDataset.generate(shape, seed: 5, name: "tiny"))
+        let weighted = try plain.weighted(by: TimeWeights(minimum: 0.1, maximum: 1))
+        let values = try #require(weighted.trainValues)
+        let spec = TargetSpec(teacher: .ease(lambda: 5), size: 6)
+        let targets = try spec.build(dataset: weighted, backend: backend)
+        #expect(targets != (try spec.build(dataset: plain, backend: backend)), "the weights change EASE's targets")
+        let knn = TargetSpec(teacher: .userKNN(neighbors: 5), size: 6)
+        #expect(try knn.build(dataset: weighted, backend: backend) == (try knn.build(dataset: plain, backend: backend)))
+
+        let (users, items) = (plain.userCount, plain.itemCount)
+        var dense = [Float](repeating: 0, count: users * items)
+        for u in 0..<users {
+            for e in Int(plain.train.rowPointers[u])..<Int(plain.train.rowPointers[u + 1]) { dense[u * items + Int(plain.train.columns[e])] = values[e] }
+        }
+        let model = try EASEModel(backend: backend, train: plain.train, lambda: 5)
+        let scores = try backend.readFloats(try model.scores(try backend.tensor(dense, shape: [users, items])))
+        for u in 0..<users {
+            let unseen = (0..<items).filter { !plain.train.contains(u, $0) && scores[u * items + $0] > 0 }
+            let best = unseen.sorted { scores[u * items + $0] > scores[u * items + $1] }.prefix(6)
+            #expect(Set(targets.items[u].map(Int.init)) == Set(best), "user \(u)")
+        }
+    }
 }

@@ -104,7 +104,7 @@ public enum ModelChecks {
             let log = SyntheticDataset.generate(shape, seed: 2024, name: "builtin:demo (48 users × 40 items)")
             interactions = try InteractionDataset(log: log)
             sequences = try SequenceDataset(log: log, minRating: nil, kCore: nil)
-            targets = try TargetSpec(teacher: .userKNN(neighbors: 8), size: 10).build(train: interactions.train, backend: backend)
+            targets = try TargetSpec(teacher: .userKNN(neighbors: 8), size: 10).build(dataset: interactions, backend: backend)
         }
 
         var diffrecBatches: Int { (interactions.usersWithTrainingInteractions().count + diffrecBatchSize - 1) / diffrecBatchSize }

@@ -56,7 +56,7 @@ public enum FinetuneSession {
             targets = try CollaborativeTargets.read(from: targetsFile, users: dataset.userCount, itemCount: dataset.itemCount)
         } else {
             let started = Date()
-            targets = try settings.targets.build(train: dataset.train, backend: backend)
+            targets = try settings.targets.build(dataset: dataset, backend: backend)
             try targets.write(to: targetsFile)
             observer?.log(String(format: "collaborative targets (%@): %.1f s, cached in %@", settings.targets.teacher.kind.rawValue,
                                  Date().timeIntervalSince(started), targetsFile.path))
