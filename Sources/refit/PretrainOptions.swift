@@ -110,7 +110,7 @@ struct DiffRecOptions: ParsableArguments {
     var startStep: Int?
     @Flag(inversion: .prefixedNo, help: "Reweight the loss by the signal-to-noise ratio of each step (default: on).")
     var reweight: Bool?
-    @Option(help: ArgumentHelp("T-DiffRec: weight each user's training items by recency, linearly from MIN (oldest) to MAX (newest), e.g. 0.1,1.0; needs timestamps (--timestamps for a DiffRec folder); 'off' (default) keeps 0/1 rows.", valueName: "min,max"))
+    @Option(help: ArgumentHelp("T-DiffRec: weight each user's training items by recency, linearly from MIN (oldest) to MAX (newest), e.g. 0.1,1.0; needs timestamps (--timestamps for a DiffRec folder); 'none' (default) keeps 0/1 rows.", valueName: "min,max"))
     var timeWeights: String?
 
     var given: [String] {
@@ -145,7 +145,7 @@ struct DiffRecOptions: ParsableArguments {
         if let noiseMax { s.noiseMax = noiseMax }
         if let startStep { s.samplingSteps = startStep }
         if let reweight { s.reweight = reweight }
-        if let timeWeights { s.timeWeights = timeWeights.lowercased() == "off" ? nil : try TimeWeights(parsing: timeWeights) }
+        if let timeWeights { s.timeWeights = timeWeights.lowercased() == "none" ? nil : try TimeWeights(parsing: timeWeights) }
         try TrainingOptions.check(s)
         try require(s.steps >= 1, "--steps must be at least 1")
         try require(s.embeddingSize >= 2 && s.embeddingSize % 2 == 0, "--emb-size must be even and at least 2")
@@ -161,7 +161,7 @@ struct DiffRecOptions: ParsableArguments {
             + [("--dims", s.dims.map(String.init).joined(separator: ",")), ("--emb-size", "\(s.embeddingSize)"), ("--mean-type", s.meanType.rawValue),
                ("--noise-scale", "\(s.noiseScale)"), ("--noise-min", "\(s.noiseMin)"), ("--noise-max", "\(s.noiseMax)"),
                ("--start-step", "\(s.samplingSteps)"), ("--reweight", s.reweight ? "on" : "off"),
-               ("--time-weights", s.timeWeights?.description ?? "off")]
+               ("--time-weights", s.timeWeights?.description ?? "none")]
     }
 }
 

@@ -27,6 +27,9 @@ import Refit
             let flags = DiffRecOptions.flags(of: preset.settings)
             #expect(try Self.diffRec(PresetsCommand.arguments(flags), default: base) == preset.settings, "\(preset.rawValue)")
         }
+        #expect(try Self.diffRec(["--time-weights", "0.5,1"]).timeWeights == TimeWeights(minimum: 0.5, maximum: 1))
+        #expect(try Self.diffRec(["--time-weights", "none"]).timeWeights == nil)
+        #expect(throws: DataError.self) { try Self.diffRec(["--time-weights", "1,0.5"]) }
         // Every stored setting but the seed has its flag: a new setting without one fails here.
         #expect(Mirror(reflecting: DiffRecSettings()).children.count == DiffRecOptions.flags(of: DiffRecSettings()).count + 1)
     }
