@@ -31,7 +31,7 @@ public enum BaselineComparison {
         guard users * items <= maximumEntries else {
             throw ModelError.unsupported("baselines keeps dense score matrices on the host; \(users) users × \(items) items is too many")
         }
-        // The signals read 0/1 rows; the model its own input rows (T-DiffRec's weights when it has them).
+        // The kNN signals read 0/1 rows; the model and EASE its input rows (T-DiffRec's weights when it has them).
         let evaluator = try TopKEvaluator(backend: backend, dataset: dataset.unweighted, batchSize: batchSize)
         let modelEvaluator = dataset.trainValues == nil ? evaluator : try TopKEvaluator(backend: backend, dataset: dataset, batchSize: batchSize)
         func both(_ name: String, _ scores: @escaping (Tensor, Tensor) throws -> Tensor) throws -> Row {
@@ -74,7 +74,9 @@ public enum BaselineComparison {
         let signals: [(String, [Float])] = [
             ("user-kNN (k = \(neighbors), top \(targetSize))", sparseScores(knn)),
             ("item-graph (top \(targetSize))", sparseScores(CollaborativeTargets.itemGraph(train: dataset.train, targetSize: targetSize))),
-            (String(format: "EASE (λ = %g)", easeLambda), standardised(try hostScores { try ease.scores($0) })),
+            // EASE scores the rows the model reads, as the EASE teacher does (`TargetSpec.build`): the blend stays what
+            // collab-score aims at.
+            (String(format: "EASE (λ = %g)", easeLambda), standardised(try hostScores(on: modelEvaluator) { try ease.scores($0) })),
         ]
         // Host rows back onto the device for the evaluator: users arrive in order, a batch at a time.
         let upload = { (matrix: [Float]) -> (Tensor, Tensor) throws -> Tensor in
@@ -105,7 +107,7 @@ public enum BaselineComparison {
         // next row keeps only the part of L_u/β that the model's last hidden layer expresses: all that fine-tuning which
         // ends at the output layer's readout can reach.
         let readout = try HiddenLayerFit(hidden: hidden, width: hidden.count / users, backend: backend)
-        let easeTargets = try CollaborativeTargets.ease(train: dataset.train, model: ease, targetSize: targetSize, backend: backend)
+        let easeTargets = try CollaborativeTargets.ease(train: dataset.train, values: dataset.trainValues, model: ease, targetSize: targetSize, backend: backend)
         for (name, targets) in [("user-kNN", knn), ("EASE", easeTargets)] {
             let population = targets.populationMean()
             var lift = [Float](repeating: 0, count: users * items)
