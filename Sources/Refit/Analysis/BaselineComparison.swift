@@ -31,9 +31,7 @@ public enum BaselineComparison {
         guard users * items <= maximumEntries else {
             throw ModelError.unsupported("baselines keeps dense score matrices on the host; \(users) users × \(items) items is too many")
         }
-        // The kNN signals read 0/1 rows; the model and EASE its input rows (T-DiffRec's weights when it has them).
-        let evaluator = try TopKEvaluator(backend: backend, dataset: dataset.unweighted, batchSize: batchSize)
-        let modelEvaluator = dataset.trainValues == nil ? evaluator : try TopKEvaluator(backend: backend, dataset: dataset, batchSize: batchSize)
+        let evaluator = try TopKEvaluator(backend: backend, dataset: dataset, batchSize: batchSize)
         func both(_ name: String, _ scores: @escaping (Tensor, Tensor) throws -> Tensor) throws -> Row {
             let row = Row(name: name, valid: try evaluator.evaluate(.valid, score: scores), test: try evaluator.evaluate(.test, score: scores),
                           blendWeight: nil)
@@ -45,7 +43,9 @@ public enum BaselineComparison {
 
         // Every signal as a (U, I) host matrix; the model's scores come from its full reverse chain. The evaluator's own
         // pass (users in order, their training rows as input) collects them; its ranking is not needed.
-        func hostScores(on evaluator: TopKEvaluator = evaluator, _ score: @escaping (Tensor) throws -> Tensor) throws -> [Float] {
+        // The model and EASE read the model's input rows (T-DiffRec's weights when the run has them); the kNN signals
+        // are built from the 0/1 matrix.
+        func hostScores(_ score: @escaping (Tensor) throws -> Tensor) throws -> [Float] {
             var all = [Float](); all.reserveCapacity(users * items)
             _ = try evaluator.evaluate(.valid) { _, input in
                 let scores = try score(input)
@@ -62,7 +62,7 @@ public enum BaselineComparison {
         }
         // The model's scores, and the activations entering its output layer at the last reverse step (for the fit below).
         var hidden = [Float]()
-        let rawModel = try hostScores(on: modelEvaluator) { input in
+        let rawModel = try hostScores { input in
             let scores = try diffrec.scores(input)
             hidden += try backend.readFloats(try diffrec.denoiser.lastHiddenActivations(batch: input.rows))
             return scores
@@ -76,7 +76,7 @@ public enum BaselineComparison {
             ("item-graph (top \(targetSize))", sparseScores(CollaborativeTargets.itemGraph(train: dataset.train, targetSize: targetSize))),
             // EASE scores the rows the model reads, as the EASE teacher does (`TargetSpec.build`): the blend stays what
             // collab-score aims at.
-            (String(format: "EASE (λ = %g)", easeLambda), standardised(try hostScores(on: modelEvaluator) { try ease.scores($0) })),
+            (String(format: "EASE (λ = %g)", easeLambda), standardised(try hostScores { try ease.scores($0) })),
         ]
         // Host rows back onto the device for the evaluator: users arrive in order, a batch at a time.
         let upload = { (matrix: [Float]) -> (Tensor, Tensor) throws -> Tensor in

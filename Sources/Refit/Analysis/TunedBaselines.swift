@@ -4,9 +4,9 @@ import RefitCompute
 /// The simple baselines a reviewer accepts, each tuned the way reproducibility studies tune them (Ferrari Dacrema et
 /// al., RecSys 2019; Benigni et al. 2025): every setting of a small grid scored on validation (NDCG@20, or Recall@20),
 /// the best one then scored once on test. Popularity, user-kNN (cosine, k), item-kNN (cosine, k and shrink), RP3β
-/// (α, β, k) and EASE (λ). Reads the
-/// training matrix only; validation interactions reach nothing but the choice. On a time-weighted dataset (T-DiffRec) the
-/// baselines read its 0/1 rows, and one more row gives EASE the same recency: its scores of the weighted rows.
+/// (α, β, k) and EASE (λ). Reads the training matrix only; validation interactions reach nothing but the choice. On a
+/// time-weighted dataset (T-DiffRec) the baselines read its 0/1 rows, and one more row gives EASE the same recency: its
+/// scores of the weighted rows.
 public enum TunedBaselines {
     /// One setting of a grid and its validation scores.
     public struct Trial: Sendable, Codable {
@@ -58,37 +58,44 @@ public enum TunedBaselines {
 
     public static func run(dataset: InteractionDataset, backend: any Backend, batchSize: Int, grids: Grids = .standard,
                            selectingOn selection: Selection = .ndcg20, observer: TrainingObserver? = nil) throws -> [Result] {
-        let plain = try TopKEvaluator(backend: backend, dataset: dataset.unweighted, batchSize: batchSize)
-        let weighted = dataset.trainValues == nil ? nil : try TopKEvaluator(backend: backend, dataset: dataset, batchSize: batchSize)
+        let evaluator = try TopKEvaluator(backend: backend, dataset: dataset, batchSize: batchSize)
         let train = dataset.train
-        func tuned<Model>(_ baseline: String, _ settings: [Model], on evaluator: TopKEvaluator = plain,
-                          build: (Model) throws -> (name: String, score: (Tensor, Tensor) throws -> Tensor)) throws -> Result {
+        /// One result per row of `rows`, all from one pass over the grid: each setting's model is built once and
+        /// scored on each row's input (EASE's inverse is the costly part). Every row reports the whole pass's seconds.
+        func tuned<Model>(_ rows: [(baseline: String, input: TopKEvaluator.Input)], _ settings: [Model],
+                          build: (Model) throws -> (name: String, score: (Tensor, Tensor) throws -> Tensor)) throws -> [Result] {
             let started = DispatchTime.now().uptimeNanoseconds
-            var grid: [Trial] = []
-            var best: (trial: Trial, valid: RankingMetrics, score: (Tensor, Tensor) throws -> Tensor)?
+            var grids = [[Trial]](repeating: [], count: rows.count)
+            var best = [(trial: Trial, valid: RankingMetrics, score: (Tensor, Tensor) throws -> Tensor)?](repeating: nil, count: rows.count)
             for setting in settings {
                 let model = try build(setting)
-                let valid = try evaluator.evaluate(.valid, score: model.score)
-                let trial = Trial(settings: model.name, validRecall20: valid.recall(at: 20), validNDCG20: valid.ndcg(at: 20))
-                grid.append(trial)
-                observer?.log(String(format: "%@: valid R@20 %.4f N@20 %.4f", model.name, trial.validRecall20, trial.validNDCG20))
-                // Strictly better only: ties keep the earlier (smaller, simpler) setting.
-                if best == nil || selection.score(trial) > selection.score(best!.trial) { best = (trial, valid, model.score) }
+                for (r, row) in rows.enumerated() {
+                    let valid = try evaluator.evaluate(.valid, input: row.input, score: model.score)
+                    let trial = Trial(settings: model.name, validRecall20: valid.recall(at: 20), validNDCG20: valid.ndcg(at: 20))
+                    grids[r].append(trial)
+                    let label = rows.count > 1 ? "\(row.baseline), \(model.name)" : model.name
+                    observer?.log(String(format: "%@: valid R@20 %.4f N@20 %.4f", label, trial.validRecall20, trial.validNDCG20))
+                    // Strictly better only: ties keep the earlier (smaller, simpler) setting.
+                    if best[r] == nil || selection.score(trial) > selection.score(best[r]!.trial) { best[r] = (trial, valid, model.score) }
+                }
             }
-            let chosen = best!
-            let test = try evaluator.evaluate(.test, score: chosen.score)
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-            observer?.log(String(format: "%@ chosen on validation %@: %@, test R@20 %.4f N@20 %.4f", baseline, selection.rawValue,
-                                 chosen.trial.settings, test.recall(at: 20), test.ndcg(at: 20)))
-            return Result(baseline: baseline, grid: grid, chosen: chosen.trial.settings, valid: chosen.valid, test: test, seconds: seconds)
+            return try rows.enumerated().map { r, row in
+                let chosen = best[r]!
+                let test = try evaluator.evaluate(.test, input: row.input, score: chosen.score)
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+                observer?.log(String(format: "%@ chosen on validation %@: %@, test R@20 %.4f N@20 %.4f", row.baseline, selection.rawValue,
+                                     chosen.trial.settings, test.recall(at: 20), test.ndcg(at: 20)))
+                return Result(baseline: row.baseline, grid: grids[r], chosen: chosen.trial.settings, valid: chosen.valid, test: test,
+                              seconds: seconds)
+            }
+        }
+        func tuned<Model>(_ baseline: String, _ settings: [Model],
+                          build: (Model) throws -> (name: String, score: (Tensor, Tensor) throws -> Tensor)) throws -> Result {
+            try tuned([(baseline, .pattern)], settings, build: build)[0]
         }
         let popularity = PopularityBaseline(backend: backend, train: train)
-        let timeAware = try weighted.map { evaluator in
-            try tuned("EASE, time-weighted input", grids.easeLambdas, on: evaluator) { lambda in
-                let model = try EASEModel(backend: backend, train: train, lambda: lambda)
-                return (model.linear.name, { _, input in try model.scores(input) })
-            }
-        }
+        let easeRows: [(baseline: String, input: TopKEvaluator.Input)] =
+            [("EASE", .pattern)] + (dataset.trainValues == nil ? [] : [("EASE, time-weighted input", .model)])
         return [
             try tuned("popularity", [()]) { _ in ("popularity", { _, input in try popularity.scores(batch: input.rows) }) },
             try tuned("user-kNN", grids.userKNN) { neighbors in
@@ -112,10 +119,9 @@ public enum TunedBaselines {
                                                         neighbors: setting.neighbors, backend: backend)
                 return (model.name, { _, input in try model.scores(input) })
             },
-            try tuned("EASE", grids.easeLambdas) { lambda in
-                let model = try EASEModel(backend: backend, train: train, lambda: lambda)
-                return (model.linear.name, { _, input in try model.scores(input) })
-            },
-        ] + (timeAware.map { [$0] } ?? [])
+        ] + (try tuned(easeRows, grids.easeLambdas) { lambda in
+            let model = try EASEModel(backend: backend, train: train, lambda: lambda)
+            return (model.linear.name, { _, input in try model.scores(input) })
+        })
     }
 }

@@ -82,14 +82,17 @@ public struct CSRMatrix: Sendable, Equatable {
     @inlinable
     public func rowLength(_ r: Int) -> Int { Int(rowPointers[r + 1] - rowPointers[r]) }
 
-    public func contains(_ r: Int, _ c: Int) -> Bool {
+    public func contains(_ r: Int, _ c: Int) -> Bool { entry(r, c) != nil }
+
+    /// The position of (r, c) in `columns` (a binary search of the sorted row), or nil when it is not stored.
+    public func entry(_ r: Int, _ c: Int) -> Int? {
         let entries = row(r)
         var low = entries.startIndex, high = entries.endIndex
         while low < high {
             let mid = (low + high) / 2
             if Int(entries[mid]) < c { low = mid + 1 } else { high = mid }
         }
-        return low < entries.endIndex && Int(entries[low]) == c
+        return low < entries.endIndex && Int(entries[low]) == c ? low : nil
     }
 
     /// The items × users matrix: item-based scorers and co-occurrence graphs walk columns as rows.

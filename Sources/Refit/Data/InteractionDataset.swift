@@ -118,15 +118,7 @@ public struct InteractionDataset: Sendable {
     private static func entryTimes(_ train: CSRMatrix, log: InteractionLog, times: [Double]) -> [Double] {
         var entryTimes = [Double](repeating: 0, count: train.nonzeroCount)
         for row in 0..<log.count {
-            let u = Int(log.users[row])
-            // Binary search for the item among the row's sorted columns; a slice's indices are positions in `columns`.
-            let entries = train.row(u)
-            var low = entries.startIndex, high = entries.endIndex
-            while low < high {
-                let mid = (low + high) / 2
-                if entries[mid] < log.items[row] { low = mid + 1 } else { high = mid }
-            }
-            if low < entries.endIndex, entries[low] == log.items[row] { entryTimes[low] = times[row] }
+            if let e = train.entry(Int(log.users[row]), Int(log.items[row])) { entryTimes[e] = times[row] }
         }
         return entryTimes
     }

@@ -50,11 +50,4 @@ extension InteractionDataset {
         copy.trainValues = weights.values(train: train, times: trainTimes)
         return copy
     }
-
-    /// The dataset with 0/1 training rows: what the simple baselines read.
-    public var unweighted: InteractionDataset {
-        var copy = self
-        copy.trainValues = nil
-        return copy
-    }
 }

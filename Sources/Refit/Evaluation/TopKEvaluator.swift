@@ -62,32 +62,37 @@ public final class TopKEvaluator: @unchecked Sendable {
         return b
     }
 
+    /// Which rows a scorer is given: the model's input rows, or their 0/1 pattern (what the simple baselines read;
+    /// the same rows unless the dataset has `trainValues`).
+    public enum Input: Sendable { case model, pattern }
+
     /// Scores every user. `score(users, input)` gets the batch's user indices (int32, B) and their dense training
     /// rows (B, I) and returns scores (B, I); it may overwrite `input`.
-    public func evaluate(_ split: EvaluationSplit, score: (Tensor, Tensor) throws -> Tensor) throws -> RankingMetrics {
-        try evaluate(split, into: RankingMetrics(cutoffs: cutoffs), score: score)
+    public func evaluate(_ split: EvaluationSplit, input: Input = .model, score: (Tensor, Tensor) throws -> Tensor) throws -> RankingMetrics {
+        try evaluate(split, input: input, into: RankingMetrics(cutoffs: cutoffs), score: score)
     }
 
     /// `evaluate` that hands every user's ranking to `accumulator` (per-user results, `UserRankings`).
-    public func evaluate<Accumulator: RankingAccumulator>(_ split: EvaluationSplit, into accumulator: Accumulator,
+    public func evaluate<Accumulator: RankingAccumulator>(_ split: EvaluationSplit, input: Input = .model, into accumulator: Accumulator,
                                                           score: (Tensor, Tensor) throws -> Tensor) throws -> Accumulator {
+        let rows = input == .model ? inputRows : seenRows
         let truth = split == .valid ? dataset.valid : dataset.test
         let mask = split == .valid ? seenRows : testMask
         let k = cutoffs.max()!
         var accumulator = accumulator
         var start = 0
         while start < dataset.userCount {
-            let rows = min(batchSize, dataset.userCount - start)
-            let b = try batchBuffers(rows)
-            backend.write((start..<(start + rows)).map { Int32($0) }, to: b.users)
-            backend.densifyRows(inputRows, rows: b.users, into: b.input)
+            let count = min(batchSize, dataset.userCount - start)
+            let b = try batchBuffers(count)
+            backend.write((start..<(start + count)).map { Int32($0) }, to: b.users)
+            backend.densifyRows(rows, rows: b.users, into: b.input)
             let scores = try score(b.users, b.input)
             backend.topK(scores, k: k, mask: .sparse(mask, rows: b.users), indices: b.indices, values: b.values)
             let top = try backend.readInt32s(b.indices)
-            for r in 0..<rows {
+            for r in 0..<count {
                 accumulator.add(user: start + r, ranked: top[(r * k)..<((r + 1) * k)], groundTruth: Set(truth.row(start + r)))
             }
-            start += rows
+            start += count
         }
         return accumulator
     }
