@@ -50,11 +50,12 @@ __kernel void sum_rows(__global const float* x, __global float* y, int columns, 
     if (lid == 0) y[r] = total;
 }
 
-// Row-wise log-softmax: y = (x - max) - log(sum exp(x - max)). May alias: every pass over the row ends at a barrier
-// before the first write, and each work-item writes only the columns it reads.
-// Subtracting the maximum first, and log(sum) last, keeps entries near 0 exact to their own precision even for
-// logits of magnitude 80 (x - (max + log sum) would round to the spacing of max).
-__kernel void log_softmax_rows(__global const float* x, __global float* y, int columns, __local float* scratch) {
+// Row-wise log-softmax: y = (x - max) - log(sum exp(x - max)), or its exp (the softmax) when `probabilities`. May
+// alias: every pass over the row ends at a barrier before the first write, and each work-item writes only the columns
+// it reads. Subtracting the maximum first, and log(sum) last, keeps entries near 0 exact to their own precision even
+// for logits of magnitude 80 (x - (max + log sum) would round to the spacing of max).
+__kernel void log_softmax_rows(__global const float* x, __global float* y, int columns, int probabilities,
+                               __local float* scratch) {
     int r = get_group_id(0), lid = get_local_id(0), size = get_local_size(0);
     __global const float* row = x + (size_t)r * columns;
     __global float* out = y + (size_t)r * columns;
@@ -72,7 +73,10 @@ __kernel void log_softmax_rows(__global const float* x, __global float* y, int c
     float logTotal = log(work_group_total(acc, scratch));
     for (int block = 0; block < columns; block += size) {
         int c = block + lid;
-        if (c < columns) out[c] = (row[c] - maximum) - logTotal;
+        if (c < columns) {
+            float logp = (row[c] - maximum) - logTotal;
+            out[c] = probabilities ? exp(logp) : logp;
+        }
     }
 }
 

@@ -17,7 +17,7 @@ struct FinetuneOptions: ParsableArguments {
     @OptionGroup(title: "Fine-tuning") var recipe: RecipeOptions
     @OptionGroup(title: "Reward and collaborative targets") var signal: SignalOptions
     @OptionGroup(title: "REINFORCE estimator") var reinforce: ReinforceOptions
-    @OptionGroup(title: "Pathwise estimator (DiffRec runs)") var pathwise: PathwiseOptions
+    @OptionGroup(title: "Pathwise estimator") var pathwise: PathwiseOptions
 
     /// The flag of each setting a range error names.
     static func flag(_ setting: SettingError.Setting) -> String {
@@ -68,9 +68,9 @@ struct FinetuneOptions: ParsableArguments {
                 s.estimator = .reinforce(r)
             case .pathwise(var p):
                 guard s.reward.isDifferentiable else {
-                    throw ValidationError("--estimator pathwise is for DiffRec runs with a differentiable reward (collab-loglik, collab-lift, collab-score, self-loglik or mixed), not \(s.reward.kind.rawValue)")
+                    throw ValidationError("--estimator pathwise needs a differentiable reward (DiffRec runs: collab-loglik, collab-lift, collab-score, self-loglik or mixed; DreamRec runs: seq-loglik), not \(s.reward.kind.rawValue)")
                 }
-                try refuse(reinforce.given, belongTo: "the REINFORCE estimator", run: "--estimator pathwise follows the noise-free chain and samples nothing")
+                try refuse(reinforce.given, belongTo: "the REINFORCE estimator", run: "--estimator pathwise follows one chain per user, its noise fixed, and takes no REINFORCE settings")
                 try pathwise.apply(to: &p)
                 s.estimator = .pathwise(p)
             }
@@ -95,7 +95,7 @@ struct FinetuneOptions: ParsableArguments {
 struct RecipeOptions: ParsableArguments {
     @Option(help: "DiffRec runs: the recipe the other flags override (default: ease-score for finetune, design for ablate). ease-score is the best design measured on ML-1M (pathwise, collab-score reward from an EASE teacher, anchored); design is the method as first specified (REINFORCE, collab-loglik, user-knn); ease-lift is the design before ease-score; demo is what refit demo runs. `refit presets` lists every value each one sets. A flag's default below is the same in every recipe unless it names them.")
     var preset: FinetunePreset?
-    @Option(help: "Gradient estimator: reinforce (G stochastic rollouts per user) or pathwise (backpropagate a differentiable reward through the noise-free chain; DiffRec runs) (ease-score: pathwise; design: reinforce).")
+    @Option(help: "Gradient estimator: reinforce (G stochastic rollouts per user) or pathwise (backpropagate a differentiable reward through the chain, its noise held fixed) (ease-score: pathwise; design: reinforce).")
     var estimator: EstimatorKind?
     @Option(parsing: .unconditional, help: "Fine-tuning epochs (ease-score: 8; design: 5).")
     var epochs: Int?

@@ -5,6 +5,7 @@ import Refit
 extension SequentialModelKind: ExpressibleByArgument {}
 extension NoiseScheduleKind: ExpressibleByArgument {}
 extension MeanType: ExpressibleByArgument {}
+extension DenoiserLoss: ExpressibleByArgument {}
 
 /// The pre-training flags, one group per concern. A group that belongs to one model family names the flags a user
 /// gave (`given`), so that `pretrain` can refuse them, in one line, for the other families instead of ignoring them;
@@ -199,6 +200,8 @@ struct DreamRecOptions: ParsableArguments {
     var nullProbability: Double?
     @Option(parsing: .unconditional, help: "Linear layers of the denoiser, 1 (Linear 3d→d) or 2 (3d→2d→d with GELU) (default: 2).")
     var denoiserDepth: Int?
+    @Option(help: ArgumentHelp("What the denoiser learns x̂₀ by: mse (DreamRec's: x̂₀ ≈ the target's embedding) or ce (DiffuRec's: softmax cross-entropy of x̂₀·Eᵀ over all items) (default: mse).", valueName: "loss"))
+    var loss: DenoiserLoss?
     @Option(parsing: .unconditional, help: "First beta of the schedule (default: 0.0001; exp: b_min, e.g. 0.1).")
     var betaStart: Double?
     @Option(parsing: .unconditional, help: "Last beta of the schedule (default: 0.02; exp: b_max, e.g. 10).")
@@ -208,7 +211,7 @@ struct DreamRecOptions: ParsableArguments {
 
     var given: [String] {
         givenFlags([(encoderFrom != nil, "--encoder-from"), (guidance != nil, "--guidance"), (nullProbability != nil, "--null-probability"),
-         (denoiserDepth != nil, "--denoiser-depth"), (betaStart != nil, "--beta-start"), (betaEnd != nil, "--beta-end"),
+         (denoiserDepth != nil, "--denoiser-depth"), (loss != nil, "--loss"), (betaStart != nil, "--beta-start"), (betaEnd != nil, "--beta-end"),
          (samplingSteps != nil, "--sampling-steps")])
     }
 
@@ -216,6 +219,7 @@ struct DreamRecOptions: ParsableArguments {
         if let guidance { s.guidance = guidance }
         if let nullProbability { s.nullProbability = nullProbability }
         if let denoiserDepth { s.denoiserDepth = denoiserDepth }
+        if let loss { s.denoiserLoss = loss }
         if let betaStart { s.betaStart = betaStart }
         if let betaEnd { s.betaEnd = betaEnd }
         if let samplingSteps { s.samplingSteps = samplingSteps }
@@ -223,7 +227,7 @@ struct DreamRecOptions: ParsableArguments {
 
     static func flags(of s: SequentialSettings) -> [(String, String)] {
         DiffusionOptions.flags(of: s)
-            + [("--guidance", "\(s.guidance)"), ("--null-probability", "\(s.nullProbability)"), ("--denoiser-depth", "\(s.denoiserDepth)"),
+            + [("--guidance", "\(s.guidance)"), ("--null-probability", "\(s.nullProbability)"), ("--denoiser-depth", "\(s.denoiserDepth)"), ("--loss", s.loss.rawValue),
                ("--beta-start", "\(s.betaStart)"), ("--beta-end", "\(s.betaEnd)"), ("--sampling-steps", s.samplingSteps.map(String.init) ?? "\(s.steps)")]
     }
 }

@@ -492,7 +492,7 @@ import RefitCompute
 
 /// (f(θ + h·e_i) − f(θ − h·e_i)) / 2h for parameter entry i, with h = 1e-2; `values` (the host copy of the
 /// parameters) and the device copy are restored afterwards.
-private func centralDifference(of objective: () throws -> Double, at index: Int, in values: inout [Float],
+func centralDifference(of objective: () throws -> Double, at index: Int, in values: inout [Float],
                                parameters: ParameterStore) throws -> Double {
     let original = values[index], h: Float = 1e-2
     values[index] = original + h

@@ -271,6 +271,50 @@ import RefitCompute
         }
     }
 
+    /// DreamRec pre-trained with the cross-entropy loss, then fine-tuned by the pathwise estimator (last 2 steps,
+    /// anchored): 2 epochs straight, and 1 epoch then a resume to 2, end with bit-identical weights, moments and rewards.
+    @Test func crossEntropyDreamRecAndPathwiseFinetuningResumeBitIdentically() throws {
+        try DataTestSupport.withTemporaryFolder { folder in
+            let backend = try Self.automaticBackend()
+            var settings = SequentialPreset.demoSeq.settings(model: .sasrec)
+            (settings.epochs, settings.hiddenSize) = (1, 16)
+            let sasrec = RunFolder(folder + "/sasrec")
+            _ = try Self.pretrain(settings, out: sasrec, backend: backend)
+            var dream = SequentialPreset.demoSeq.settings(model: .dreamrec)
+            (dream.epochs, dream.samplingSteps, dream.denoiserLoss) = (1, 5, .ce)
+            let dreamrec = RunFolder(folder + "/dreamrec")
+            let (state, configuration) = try Self.pretrain(dream, encoderFrom: sasrec, out: dreamrec, backend: backend)
+            #expect(configuration.sequential.loss == .ce && state.bestValid["ndcg@20"]!.isFinite)
+            // Cross-entropy per target starts near log(items) and a trained epoch is below it.
+            let epochLoss = try dreamrec.readMetrics().first { $0["kind"] as? String == "epoch" }?["loss"] as? Double
+            let items = try TrainedSequentialRun(dreamrec, backend: backend).dataset.itemCount
+            #expect(epochLoss.map { $0 < log(Double(items)) } == true)
+
+            var finetune = FinetuneSettings.sequential
+            finetune.estimator = .pathwise(PathwiseSettings(steps: 2, anchor: Anchor(weight: 0.5)))
+            (finetune.epochs, finetune.userFraction, finetune.usersPerBatch) = (2, 0.1, 16)
+            let whole = RunFolder(folder + "/whole"), parts = RunFolder(folder + "/parts")
+            _ = try FinetuneSession.run(pretrained: dreamrec, out: whole, settings: finetune, backend: backend)
+            finetune.epochs = 1
+            _ = try FinetuneSession.run(pretrained: dreamrec, out: parts, settings: finetune, backend: backend)
+            finetune.epochs = 2
+            let outcome = try FinetuneSession.run(pretrained: dreamrec, out: parts, settings: finetune, backend: backend, resume: true)
+            #expect(outcome.epochs == 2)
+            for file in ["last.safetensors", "optimizer.safetensors", "best.safetensors"] {
+                #expect(try whole.readTensors(file).mapValues(\.values) == parts.readTensors(file).mapValues(\.values), "\(file) differs after resume")
+            }
+            let straight = try whole.readMetrics().filter { $0["kind"] as? String == "epoch" }.map { $0["reward_mean"] as? Double }
+            let resumed = try parts.readMetrics().filter { $0["kind"] as? String == "epoch" }.map { $0["reward_mean"] as? Double }
+            #expect(straight == resumed && straight.count == 2)
+            // A focus or an unseen-only anchor names items, which x̂₀'s dimensions are not: refused before any folder exists.
+            finetune.estimator = .pathwise(PathwiseSettings(anchor: Anchor(weight: 1, scope: .focus(items: 5))))
+            #expect(throws: RunError.self) {
+                try FinetuneSession.run(pretrained: dreamrec, out: RunFolder(folder + "/focus"), settings: finetune, backend: backend)
+            }
+            #expect(!FileManager.default.fileExists(atPath: folder + "/focus"))
+        }
+    }
+
     @Test func resumedSASRecContinuesExactlyLikeAnUninterruptedRun() throws {
         try DataTestSupport.withTemporaryFolder { folder in
             let backend = try Self.automaticBackend()

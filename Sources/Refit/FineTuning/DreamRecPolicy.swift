@@ -26,18 +26,31 @@ public final class DreamRecPolicy: DenoisingPolicy {
 
     final class Buffers {
         let trajectory: [Tensor]
-        let timesteps, mean, meanReference, dOutput, scaleA, scaleB, pairScale, pairZeros: Tensor
-        /// The guided batch's second half used ∅: where the condition's gradient goes.
-        let nullRows: ScatterPlan
+        let timesteps, mean, meanReference, scaleA, scaleB: Tensor
         init(_ b: any Backend, n: Int, d: Int, steps: Int) throws {
             func t(_ shape: [Int]) throws -> Tensor { try b.makeTensor(shape, .float32) }
             trajectory = try (0...steps).map { _ in try t([n, d]) }
             timesteps = try b.makeTensor([2 * n], .int32)
-            mean = try t([n, d]); meanReference = try t([n, d]); dOutput = try t([2 * n, d])
-            scaleA = try t([n]); scaleB = try t([n]); pairScale = try t([2 * n]); pairZeros = try t([2 * n])
-            nullRows = try ScatterPlan(indices: (0..<(2 * n)).map { $0 < n ? -1 : 0 }, backend: b)
+            mean = try t([n, d]); meanReference = try t([n, d])
+            scaleA = try t([n]); scaleB = try t([n])
         }
     }
+
+    /// The pathwise chain's: its state, conditions, per-row coefficients and noise, and ∂L/∂x through a step.
+    final class ChainBuffers {
+        let state, conditions, noise, dx, a, b, ones: Tensor
+        let timesteps: Tensor
+        init(_ backend: any Backend, n: Int, d: Int) throws {
+            func t(_ shape: [Int]) throws -> Tensor { try backend.makeTensor(shape, .float32) }
+            state = try t([n, d]); conditions = try t([n, d]); noise = try t([n, d]); dx = try t([n, d])
+            a = try t([n]); b = try t([n]); ones = try backend.tensor([Float](repeating: 1, count: n), shape: [n])
+            timesteps = try backend.makeTensor([2 * n], .int32)
+        }
+    }
+    private var chainBuffers: [Int: ChainBuffers] = [:]
+    /// The pathwise batch: its buffers, each row's target and last history item, its update (which fixes the noise),
+    /// and the step tables of the policy and of the reference, computed once per batch (the weights do not change within one).
+    private var chain: (buffers: ChainBuffers, targets: [Int32], lastItems: [Int32], update: Int, table: Tensor, referenceTable: Tensor?)?
 
     public init(model: SequentialModel, reference: SequentialModel?, reward: NextItemReward, dataset: SequenceDataset,
                 exploration: Exploration, seed: UInt64) throws {
@@ -105,15 +118,104 @@ public final class DreamRecPolicy: DenoisingPolicy {
         return Float(Double(coefficient) / (Double(model.settings.hiddenSize) * sigma * sigma * Double(rows)))
     }
 
-    /// μ = a·x̂₀ + b·x_t and x̂₀ = (1+w)·f(x, h) − w·f(x, ∅): df = a(1+w)·dμ on the conditional half, −a·w·dμ on the other.
+    /// μ = a·x̂₀ + b·x_t: the parameters' gradient is the guided prediction's backward of a·x̂₀.
     public func backward(step k: Int, dMean: Tensor) throws {
-        let (b, h) = last, n = h.rows, w = model.settings.guidance, a = model.sampler.x0Coefficients[k]
-        let s = try model.samplingBuffers(n)
-        backend.gatherRows(dMean, indices: s.duplicate, into: b.dOutput)
-        backend.write([Float](repeating: a * (1 + w), count: n) + [Float](repeating: -a * w, count: n), to: b.pairScale)
-        backend.combineRows(b.dOutput, scaledBy: b.pairScale, b.dOutput, scaledBy: b.pairZeros, into: b.dOutput)
-        try model.denoiser!.backward(dOutput: b.dOutput, nullRows: b.nullRows)
+        try model.guidedBackward(dMean, scale: model.sampler.x0Coefficients[k], buffers: try model.samplingBuffers(last.conditions.rows),
+                                 dInput: nil)
     }
+}
+
+// MARK: The chain with its noise fixed, for the pathwise estimator
+
+/// The sampler's own chain, `x_s = a·x̂₀(x_t) + b·x_t + σ·z`, with x_T and every z drawn from the Philox stream of
+/// (seed, update): a differentiable function of θ (the reparameterised sampler; DRaFT holds the noise fixed the same way).
+/// It is the chain evaluation samples, so what the estimator raises is what validation measures; protocol step i is
+/// sampler step `count − 1 − i`, so a window of K steps is the last K. The reward is seq-loglik, whose gradient is
+/// `(onehot − softmax)·E/(targetScale·τ)`; the anchor acts on x̂₀'s d dimensions, so it has no item scope.
+extension DreamRecPolicy: PathwisePolicy {
+    public var steps: Int { model.sampler.count }
+    public var dimensions: Int { model.settings.hiddenSize }
+
+    public var pathwiseRefusal: String? {
+        guard case .seqLoglik = reward.spec else {
+            return "the pathwise estimator needs a differentiable reward: seq-loglik, not \(reward.spec.kind.rawValue)"
+        }
+        return nil
+    }
+
+    var currentChain: (buffers: ChainBuffers, targets: [Int32], lastItems: [Int32], update: Int, table: Tensor, referenceTable: Tensor?) {
+        guard let chain else { preconditionFailure("no pathwise start yet") }
+        return chain
+    }
+
+    public func deterministicStart(_ examples: [Example], update: Int) throws -> Tensor {
+        let l = model.settings.historyLength, n = examples.count
+        var histories: [Int32] = [], targets: [Int32] = [], lastItems: [Int32] = []
+        for e in examples {
+            let history = dataset.history(user: Int(e.user), before: Int(e.position), length: l)
+            histories += history
+            targets.append(dataset.sequences[Int(e.user)][Int(e.position)])
+            lastItems.append(history[l - 1])
+        }
+        let c = try chainBuffers.reused(n) { try ChainBuffers(backend, n: n, d: dimensions) }
+        backend.copy(try model.encoder.forward(histories: histories, training: false), to: c.conditions)
+        let table = try model.denoiser!.stepTable(steps: model.settings.steps)
+        let referenceTable = try reference?.denoiser!.stepTable(steps: model.settings.steps)
+        chain = (c, targets, lastItems, update, table, referenceTable)
+        backend.fillNormal(c.state, seed: seed ^ 0x5041_5448, offset: noiseOffset(update: update, step: 0, rows: n))
+        return c.state
+    }
+
+    /// Where x_T (step 0) and sampler step k's z (step k + 1) start in the Philox stream.
+    func noiseOffset(update: Int, step: Int, rows: Int) -> UInt64 {
+        (UInt64(update) * UInt64(model.sampler.count + 1) + UInt64(step)) * UInt64(rows * dimensions)
+    }
+
+    public func reverseStep(_ i: Int, state: Tensor, frozen: Bool) throws {
+        let p = currentChain, c = p.buffers, n = state.rows, sampler = model.sampler, k = sampler.count - 1 - i
+        guard let chainModel = frozen ? reference : model, let table = frozen ? p.referenceTable : p.table else {
+            preconditionFailure("an anchored pathwise update needs the reference model")
+        }
+        let s = try chainModel.samplingBuffers(n)
+        chainModel.pairedConditions(c.conditions, buffers: s)
+        try chainModel.guidedPrediction(state, step: sampler.timesteps[k], buffers: s, table: table, timesteps: nil)
+        backend.fill(c.a, with: sampler.x0Coefficients[k])
+        backend.fill(c.b, with: sampler.xtCoefficients[k])
+        backend.combineRows(s.x0, scaledBy: c.a, state, scaledBy: c.b, into: state)
+        if sampler.standardDeviations[k] > 0 {
+            backend.fillNormal(c.noise, seed: seed ^ 0x5041_5448, offset: noiseOffset(update: p.update, step: k + 1, rows: n))
+            backend.fill(c.a, with: sampler.standardDeviations[k])
+            backend.combineRows(state, scaledBy: c.ones, c.noise, scaledBy: c.a, into: state)
+        }
+    }
+
+    /// x_s = a·x̂₀(x_t) + b·x_t + σz: the parameters get the guided backward of a·g, and ∂L/∂x_t = a·J_x̂₀ᵀg + b·g.
+    public func reverseStepBackward(_ i: Int, xt: Tensor, gradient: Tensor, propagate: Bool) throws {
+        let c = currentChain.buffers, n = xt.rows, sampler = model.sampler, k = sampler.count - 1 - i
+        let s = try model.samplingBuffers(n)
+        model.pairedConditions(c.conditions, buffers: s)
+        backend.write([Int32](repeating: Int32(sampler.timesteps[k]), count: 2 * n), to: c.timesteps)
+        try model.guidedPrediction(xt, step: sampler.timesteps[k], buffers: s, table: nil, timesteps: c.timesteps)
+        try model.guidedBackward(gradient, scale: sampler.x0Coefficients[k], buffers: s, dInput: propagate ? c.dx : nil)
+        if propagate {
+            backend.fill(c.b, with: sampler.xtCoefficients[k])
+            backend.combineRows(gradient, scaledBy: c.b, c.dx, scaledBy: c.ones, into: gradient)
+        }
+    }
+
+    public func rewards(x0: Tensor) throws -> [Double] {
+        let p = currentChain
+        return try reward.rewards(x0: x0, targets: p.targets, lastItems: p.lastItems)
+    }
+
+    public func rewardGradient(x0: Tensor, into gradient: Tensor) throws {
+        try reward.gradient(x0: x0, targets: currentChain.targets, into: gradient)
+    }
+
+    /// x̂₀'s dimensions are not items: none is a training item.
+    public func seenMask(into mask: Tensor) { backend.fill(mask, with: 0) }
+
+    public func seenItems(row: Int) -> ArraySlice<Int32> { [] }
 }
 
 /// DreamRec under ReFiT: an epoch visits a share of the users, each with one random training position, and validation

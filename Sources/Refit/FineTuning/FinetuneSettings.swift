@@ -65,7 +65,7 @@ public enum RewardSpec: Codable, Sendable, Equatable {
     }
 
     /// Whether the reward is a differentiable function of x₀ (the pathwise estimator needs one).
-    public var isDifferentiable: Bool { ![.collabNDCG, .seqLoglik, .seqCollab].contains(kind) }
+    public var isDifferentiable: Bool { ![.collabNDCG, .seqCollab].contains(kind) }
 }
 
 /// The names of the rewards, as a run's log and the command line spell them.
@@ -334,7 +334,7 @@ extension FinetuneSettings {
             try check(positive(s.advantageClip), .advantageClip, "must be positive and finite")
         case .pathwise(let s):
             try check(reward.isDifferentiable, .estimator,
-                      "pathwise needs a differentiable reward (collab-loglik, collab-lift, collab-score, self-loglik or mixed), not \(reward.kind.rawValue)")
+                      "pathwise needs a differentiable reward (collab-loglik, collab-lift, collab-score, self-loglik, mixed or seq-loglik), not \(reward.kind.rawValue)")
             if let steps = s.steps { try check(steps >= 1, .pathwiseSteps, "must be at least 1") }
             if let anchor = s.anchor {
                 try check(positive(anchor.weight), .anchor, "must be positive and finite")

@@ -11,6 +11,14 @@ public final class NextItemReward {
     let transitions: [[(item: Int32, weight: Float)]]
     private var buffers: [Int: (targets: Tensor, loss: Tensor, logp: Tensor, dense: Tensor, sums: Tensor)] = [:]
 
+    private func buffers(_ n: Int) throws -> (targets: Tensor, loss: Tensor, logp: Tensor, dense: Tensor, sums: Tensor) {
+        let backend = model.backend, items = model.encoder.architecture.items
+        return try buffers.reused(n) {
+            (try backend.makeTensor([n], .int32), try backend.makeTensor([n], .float32), try backend.makeTensor([n, items], .float32),
+             try backend.makeTensor([n, items], .float32), try backend.makeTensor([n], .float32))
+        }
+    }
+
     public init(spec: RewardSpec, model: SequentialModel, dataset: SequenceDataset) {
         self.spec = spec
         self.model = model
@@ -38,13 +46,23 @@ public final class NextItemReward {
         }
     }
 
+    /// ∂r/∂x̂₀ (n, d) of seq-loglik, `r = log softmax(x̂₀·Eᵀ·scoreScale/τ)[target]`: `(onehot − softmax)·E·scoreScale/τ`.
+    public func gradient(x0: Tensor, targets: [Int32], into gradient: Tensor) throws {
+        guard case .seqLoglik = spec else { preconditionFailure("only seq-loglik has a gradient here") }
+        let backend = model.backend, n = x0.rows
+        let b = try buffers(n)
+        let logits = try model.score(x0)
+        backend.scale(logits, by: 1 / temperature)
+        backend.write(targets, to: b.targets)
+        backend.softmaxCrossEntropy(logits, targets: b.targets, gradientScale: -1, loss: b.loss, dLogits: logits)
+        backend.matmul(logits, transposeA: false, model.encoder.itemEmbeddings, transposeB: false, into: gradient,
+                       alpha: model.scoreScale / temperature, beta: 0)
+    }
+
     /// One reward per row of x̂₀ (n, d): `targets` the observed next items, `lastItems` each history's last item.
     public func rewards(x0: Tensor, targets: [Int32], lastItems: [Int32]) throws -> [Double] {
-        let backend = model.backend, n = x0.rows, items = model.encoder.architecture.items
-        let b = try buffers.reused(n) {
-            (try backend.makeTensor([n], .int32), try backend.makeTensor([n], .float32), try backend.makeTensor([n, items], .float32),
-             try backend.makeTensor([n, items], .float32), try backend.makeTensor([n], .float32))
-        }
+        let backend = model.backend, n = x0.rows
+        let b = try buffers(n)
         let logits = try model.score(x0)
         backend.scale(logits, by: 1 / temperature)
         backend.write(targets, to: b.targets)

@@ -11,7 +11,8 @@ public protocol PathwisePolicy: DenoisingPolicy {
     var pathwiseRefusal: String? { get }
     /// x_T of each example, one row each, deterministic given `update`; the rewards below score these rows.
     func deterministicStart(_ examples: [Example], update: Int) throws -> Tensor
-    /// One noise-free reverse step on `state`, in place, by the policy or by the frozen pre-trained model.
+    /// One reverse step on `state`, in place, by the policy or by the frozen pre-trained model: noise-free, or with
+    /// noise fixed by the update and the step (the same for both models), so the chain stays a function of θ.
     func reverseStep(_ step: Int, state: Tensor, frozen: Bool) throws
     /// With ∂L/∂x_{step−1} in `gradient`, adds the step's share of the parameters' gradient at input `xt`, and when
     /// `propagate` replaces `gradient` with ∂L/∂x_step.
@@ -24,7 +25,7 @@ public protocol PathwisePolicy: DenoisingPolicy {
     func seenItems(row: Int) -> ArraySlice<Int32>
 }
 
-/// The pathwise estimator (DRaFT-K): x₀ is a differentiable function of θ along the noise-free chain x_T → x₀ (one row
+/// The pathwise estimator (DRaFT-K): x₀ is a differentiable function of θ along the chain x_T → x₀, its noise fixed (one row
 /// per example: the chain is deterministic), so `loss = −mean r(x₀)`, plus the anchor `β·mean ½‖x₀ − x₀_ref‖²` to the
 /// frozen pre-trained output, is backpropagated through the last `steps` reverse steps.
 ///

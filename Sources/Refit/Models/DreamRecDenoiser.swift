@@ -105,8 +105,10 @@ public final class DreamRecDenoiser: @unchecked Sendable {
 
     /// Accumulates parameter gradients for the last `forward` with `timesteps` of n rows, given dOutput (n, d),
     /// which is consumed. `nullRows` plans the scatter of the condition's gradient into ∅ (rows that used ∅ → row 0);
-    /// the history's encoding gets no gradient (the encoder is frozen).
-    public func backward(dOutput: Tensor, nullRows: ScatterPlan?) throws {
+    /// the history's encoding gets no gradient (the encoder is frozen). Returns ∂L/∂[x, c, step] (n, 3d), in the
+    /// workspace, for a caller that backpropagates further through x.
+    @discardableResult
+    public func backward(dOutput: Tensor, nullRows: ScatterPlan?) throws -> Tensor {
         let b = backend, d = hiddenSize
         let w = try workspace(rows: dOutput.rows)
         if depth == 1 {
@@ -129,5 +131,6 @@ public final class DreamRecDenoiser: @unchecked Sendable {
         b.geluBackward(w.stepHidden, dY: w.dStepHidden, into: w.dStepHidden)
         b.linearBackward(x: w.sinusoid, weight: parameters.value("step_mlp.1.weight"), y: w.stepHidden, activation: .identity,
                          dY: w.dStepHidden, dX: nil, dWeight: parameters.gradient("step_mlp.1.weight"), dBias: parameters.gradient("step_mlp.1.bias"))
+        return w.dInput
     }
 }

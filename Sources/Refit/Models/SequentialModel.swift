@@ -57,6 +57,9 @@ public final class SequentialModel: @unchecked Sendable {
         try averageBuffers.reused(n) { try backend.makeTensor([n, settings.hiddenSize], .float32) }
     }
 
+    /// What `score` multiplies `query·Eᵀ` by: DreamRec's x̂₀ lives in E's space scaled by targetScale (1 for SASRec's h).
+    public var scoreScale: Float { denoiser == nil ? 1 : 1 / settings.targetScale }
+
     /// `query·Eᵀ` (B, items), in a buffer reused per B (for DreamRec, divided by `targetScale`).
     public func score(_ query: Tensor) throws -> Tensor {
         let rows = query.rows
@@ -65,9 +68,7 @@ public final class SequentialModel: @unchecked Sendable {
             out = try backend.makeTensor([rows, encoder.architecture.items], .float32)
             scoreBuffers[rows] = out
         }
-        // DreamRec's x̂₀ lives in E's space scaled by targetScale (1 for SASRec's h).
-        backend.matmul(query, transposeA: false, encoder.itemEmbeddings, transposeB: true, into: out,
-                       alpha: denoiser == nil ? 1 : 1 / settings.targetScale, beta: 0)
+        backend.matmul(query, transposeA: false, encoder.itemEmbeddings, transposeB: true, into: out, alpha: scoreScale, beta: 0)
         return out
     }
 
@@ -81,8 +82,16 @@ public final class SequentialModel: @unchecked Sendable {
         let duplicate, conditionalRows, nullPairRows, firstHalf, secondHalf: Tensor
         let conditionalOutput, unconditionalOutput: Tensor
         let guidedScale, unguidedScale, x0, a, b, sigma, ones, noise: Tensor
+        /// The backward's: ∂L/∂(output) of the paired batch, its per-row scale, zeros, and ∂L/∂x of each half.
+        let dPaired, pairScale, pairZeros, dPairedInput, dSecondHalf: Tensor
+        /// The paired batch's second half used ∅: where the condition's gradient goes.
+        let nullHalf: ScatterPlan
+        /// Cross-entropy models' posterior step: p = softmax of the guided query's scores, its backward's work (n × items),
+        /// and whether the last `guidedPrediction` replaced the query by the posterior mean (every step but the last).
+        let posterior: (probabilities: Tensor, dProbabilities: Tensor, rowSums: Tensor, ones: Tensor, dQuery: Tensor)?
+        var converted = false
         let n: Int
-        init(_ backend: any Backend, n: Int, d: Int, guidance: Float) throws {
+        init(_ backend: any Backend, n: Int, d: Int, guidance: Float, posteriorItems: Int?) throws {
             self.n = n
             func t(_ shape: [Int]) throws -> Tensor { try backend.makeTensor(shape, .float32) }
             func indices(_ values: [Int32]) throws -> Tensor { try backend.tensor(values, shape: [values.count]) }
@@ -100,11 +109,20 @@ public final class SequentialModel: @unchecked Sendable {
             x0 = try t([n, d]); a = try t([n]); b = try t([n]); sigma = try t([n])
             ones = try backend.tensor([Float](repeating: 1, count: n), shape: [n])
             noise = try t([n, d])
+            dPaired = try t([2 * n, d]); pairScale = try t([2 * n]); pairZeros = try t([2 * n])
+            dPairedInput = try t([2 * n, d]); dSecondHalf = try t([n, d])
+            nullHalf = try ScatterPlan(indices: rows.map { _ in -1 } + rows.map { _ in 0 }, backend: backend)
+            posterior = try posteriorItems.map { items in
+                (try t([n, items]), try t([n, items]), try t([n]), try backend.tensor([Float](repeating: 1, count: n), shape: [n]), try t([n, d]))
+            }
         }
     }
 
     func samplingBuffers(_ n: Int) throws -> SamplingBuffers {
-        try samplingBuffers.reused(n) { try SamplingBuffers(backend, n: n, d: settings.hiddenSize, guidance: settings.guidance) }
+        try samplingBuffers.reused(n) {
+            try SamplingBuffers(backend, n: n, d: settings.hiddenSize, guidance: settings.guidance,
+                                posteriorItems: settings.loss == .ce ? encoder.architecture.items : nil)
+        }
     }
 
     /// Builds the guided batch's conditions: [h; ∅].
@@ -129,6 +147,47 @@ public final class SequentialModel: @unchecked Sendable {
         backend.gatherRows(output, indices: s.firstHalf, into: s.conditionalOutput)
         backend.gatherRows(output, indices: s.secondHalf, into: s.unconditionalOutput)
         backend.combineRows(s.conditionalOutput, scaledBy: s.guidedScale, s.unconditionalOutput, scaledBy: s.unguidedScale, into: s.x0)
+        s.converted = false
+        if let p = s.posterior, t != sampler.timesteps.last {
+            // A cross-entropy denoiser predicts the next item's distribution p = softmax(score(q)), not x₀. The chain goes on
+            // from the posterior mean of x₀ under it, targetScale·pᵀE (what an MSE denoiser estimates), so that its states
+            // stay in the space training noised; the last step's query is the output, and its scores are the ranking.
+            backend.matmul(s.x0, transposeA: false, encoder.itemEmbeddings, transposeB: true, into: p.probabilities, alpha: scoreScale, beta: 0)
+            backend.softmaxRows(p.probabilities, into: p.probabilities)
+            backend.matmul(p.probabilities, transposeA: false, encoder.itemEmbeddings, transposeB: false, into: s.x0,
+                           alpha: settings.targetScale, beta: 0)
+            s.converted = true
+        }
+    }
+
+    /// The backward of `scale·x̂₀` for the last `guidedPrediction` with `timesteps` (through its posterior mean when it
+    /// took one): with ∂L/∂(scale·x̂₀) in `dX0`,
+    /// accumulates the denoiser's parameter gradients (df = scale(1+w)·g on the conditional half, −scale·w·g on the
+    /// null one), and when `dInput` is given writes ∂L/∂x through both halves into it.
+    func guidedBackward(_ dX0: Tensor, scale: Float, buffers s: SamplingBuffers, dInput: Tensor?) throws {
+        let w = settings.guidance, n = s.n, d = settings.hiddenSize
+        var g = dX0
+        if s.converted, let p = s.posterior {
+            // x̂₀ = targetScale·pᵀE with p = softmax(l), l = scoreScale·q·Eᵀ: ∂p = targetScale·g·Eᵀ,
+            // ∂l = p ⊙ ∂p − p·Σ(p ⊙ ∂p), ∂q = scoreScale·∂l·E.
+            let e = encoder.itemEmbeddings
+            backend.matmul(dX0, transposeA: false, e, transposeB: true, into: p.dProbabilities, alpha: settings.targetScale, beta: 0)
+            backend.multiply(p.probabilities, p.dProbabilities, into: p.dProbabilities)
+            backend.sumRows(p.dProbabilities, into: p.rowSums)
+            backend.scale(p.rowSums, by: -1)
+            backend.combineRows(p.dProbabilities, scaledBy: p.ones, p.probabilities, scaledBy: p.rowSums, into: p.dProbabilities)
+            backend.matmul(p.dProbabilities, transposeA: false, e, transposeB: false, into: p.dQuery, alpha: scoreScale, beta: 0)
+            g = p.dQuery
+        }
+        backend.gatherRows(g, indices: s.duplicate, into: s.dPaired)
+        backend.write([Float](repeating: scale * (1 + w), count: n) + [Float](repeating: -scale * w, count: n), to: s.pairScale)
+        backend.combineRows(s.dPaired, scaledBy: s.pairScale, s.dPaired, scaledBy: s.pairZeros, into: s.dPaired)
+        let dIn = try denoiser!.backward(dOutput: s.dPaired, nullRows: s.nullHalf)
+        guard let dInput else { return }
+        backend.copyColumns(dIn, sourceColumn: 0, into: s.dPairedInput, destinationColumn: 0, width: d)
+        backend.gatherRows(s.dPairedInput, indices: s.firstHalf, into: dInput)
+        backend.gatherRows(s.dPairedInput, indices: s.secondHalf, into: s.dSecondHalf)
+        backend.axpy(1, s.dSecondHalf, dInput)
     }
 
     /// Runs the reverse process from N(0, I) for the n conditions h (n, d). Noise comes from the Philox stream

@@ -5,6 +5,16 @@ public enum SequentialModelKind: String, Codable, Sendable, CaseIterable {
     case dreamrec
 }
 
+/// What DreamRec's denoiser learns its x̂₀ by.
+public enum DenoiserLoss: String, Codable, Sendable, CaseIterable {
+    /// DreamRec's: ‖x̂₀ − x₀‖² with x₀ = targetScale·E[target]. Its optimum is the mean embedding of the likely next
+    /// items, which ranks poorly (docs/sequential-experiments.md).
+    case mse
+    /// DiffuRec's: softmax cross-entropy of the scores x̂₀·Eᵀ over all items against the target, so that x̂₀ is
+    /// trained for the ranking it is used for.
+    case ce
+}
+
 /// Every setting of a sequential run, saved whole in `config.json`.
 public struct SequentialSettings: Codable, Sendable, Equatable {
     public var model: SequentialModelKind = .sasrec
@@ -26,6 +36,9 @@ public struct SequentialSettings: Codable, Sendable, Equatable {
     public var nullProbability = 0.1
     /// Linear layers of the denoiser MLP: 1 is DreamRec's Linear(3d → d); 2 adds a GELU hidden layer of 2d.
     public var denoiserDepth = 2
+    /// The denoiser's training loss; nil (runs saved before the choice existed) is `.mse`.
+    public var denoiserLoss: DenoiserLoss? = nil
+    public var loss: DenoiserLoss { denoiserLoss ?? .mse }
     /// DreamRec diffuses `x₀ = targetScale·E[target]`, set at pre-training to 1/RMS of the SASRec run's E so that
     /// x₀ has unit scale per dimension like the N(0, I) noise (DreamRec's own embeddings start N(0, 1)); SASRec's
     /// trained embeddings are far smaller, which would leave almost no signal at most steps. Scores divide it out.
@@ -64,6 +77,7 @@ public enum SequentialPreset: String, CaseIterable, Sendable {
         // 50 strided DDIM steps (η = 1) sampled as well as all 500 ancestral ones on validation at a tenth of the cost
         // (docs/sequential-experiments.md), for evaluation and ReFiT's rollouts alike.
         s.samplingSteps = 50
+        if model == .dreamrec { s.denoiserLoss = .mse }
         switch self {
         case .ml1mSeq:
             s.epochs = 20

@@ -108,8 +108,8 @@ public enum FinetuneSession {
         guard base.configuration.model == .dreamrec else {
             throw RunError.invalid("\(pretrained.path) is a \(base.configuration.model.rawValue) run; ReFiT fine-tunes DreamRec runs")
         }
-        guard let reinforce = settings.reinforce else {
-            throw RunError.invalid("DreamRec runs are fine-tuned with the REINFORCE estimator; the pathwise one needs a differentiable reward")
+        if let scope = settings.pathwise?.anchor?.scope, scope != .all {
+            throw RunError.invalid("a DreamRec run's anchor acts on every dimension of x̂₀, which are not items: --focus and --anchor-unseen-only are for DiffRec runs")
         }
         let lock = try out.startFinetune(from: base.configuration, pretrained: pretrained, settings: settings, device: backend.deviceDescription,
                                          resume: resume, force: force, observer: observer)
@@ -123,9 +123,9 @@ public enum FinetuneSession {
         let model = try base.copyModel()
         let reward = NextItemReward(spec: settings.reward, model: model, dataset: dataset)
         let policy = try DreamRecPolicy(model: model, reference: settings.needsReference ? base.model : nil, reward: reward,
-                                        dataset: dataset, exploration: reinforce.exploration, seed: settings.seed)
+                                        dataset: dataset, exploration: settings.reinforce?.exploration ?? Exploration(), seed: settings.seed)
         let scenario = DreamRecScenario(policy: model, dataset: dataset, evaluator: evaluator, seed: settings.seed)
-        var outcome = try finish(scenario: scenario, estimator: try ReinforceEstimator(policy: policy, settings: settings), settings: settings,
+        var outcome = try finish(scenario: scenario, estimator: try estimator(policy, settings), settings: settings,
                                  out: out, resume: resume, observer: observer, itemInteractions: dataset.trainingItemCounts(),
                                  rewardBefore: nil, rewardAfter: nil) { split, finetuned in
             try evaluator.evaluate(split, model: finetuned ? model : base.model, into: UserRankings(cutoffs: evaluator.cutoffs))

@@ -15,7 +15,8 @@ public struct SequentialState: CheckpointState, Sendable {
 ///
 /// - SASRec: cross-entropy of `h·Eᵀ` against the next item over all items, through the encoder and E.
 /// - DreamRec: the encoder and E come from a trained SASRec run and stay frozen; the denoiser learns
-///   `f(x_t, c, t) ≈ x₀ = E[target]` by MSE, with c = ∅ with probability `nullProbability`.
+///   `f(x_t, c, t) ≈ x₀ = E[target]` by MSE, or the ranking of `f·Eᵀ` by cross-entropy (`DenoiserLoss`), with
+///   c = ∅ with probability `nullProbability`.
 ///
 /// Why frozen SASRec embeddings: learned jointly with the MSE, E can collapse (all items to one point makes the
 /// MSE small and the ranking useless — a PyTorch trial lost 90% of its HR@20 that way). A fixed, discriminative
@@ -81,7 +82,7 @@ public final class SequentialTrainer {
         try buffers.reused(rows) { try Buffers(backend, rows: rows, d: settings.hiddenSize) }
     }
 
-    /// One pass over every training target. Returns the mean loss (cross-entropy, or MSE per dimension).
+    /// One pass over every training target. Returns the mean loss per target (cross-entropy, or squared error).
     ///
     /// SASRec learns from windows of L consecutive targets, each position predicting the next item from the
     /// items up to it (the causal encoder makes every position a training example): one encoder pass serves L
@@ -140,7 +141,8 @@ public final class SequentialTrainer {
         try encoder.backward(dPositionOutputs: b.dEncoding, dropoutSeed: dropoutSeed, dropoutOffset: dropoutOffset)
     }
 
-    /// The denoiser's MSE on x₀ = E[target] at a uniform step, with the null condition for a random tenth of rows.
+    /// The denoiser's loss (MSE on x₀ = E[target], or cross-entropy of its scores) at a uniform step, with the null
+    /// condition for a random tenth of rows.
     func dreamrecStep(histories: [Int32], step: UInt64, buffers b: Buffers) throws {
         guard let denoiser = model.denoiser else { return }
         let rows = b.targets.count
@@ -160,8 +162,17 @@ public final class SequentialTrainer {
         backend.gatherRows(denoiser.nullCondition, indices: b.nullIndices, into: b.nullPart)
         backend.combineRows(h, scaledBy: b.keep, b.nullPart, scaledBy: b.ones, into: b.conditions)
         let output = try denoiser.forward(b.xt, condition: b.conditions, timesteps: b.timesteps)
-        backend.squaredErrorRows(output, b.x0, into: b.loss)
-        backend.squaredErrorBackward(output, b.x0, rowWeights: b.rowWeights, into: b.dOutput)
+        switch settings.loss {
+        case .mse:
+            backend.squaredErrorRows(output, b.x0, into: b.loss)
+            backend.squaredErrorBackward(output, b.x0, rowWeights: b.rowWeights, into: b.dOutput)
+        case .ce:
+            // Scores divide targetScale out (`score`), so ∂/∂x̂₀ = dLogits·E / targetScale; E stays frozen.
+            let logits = try model.score(output)
+            backend.softmaxCrossEntropy(logits, targets: b.targets, gradientScale: 1 / Float(rows), loss: b.loss, dLogits: logits)
+            backend.matmul(logits, transposeA: false, model.encoder.itemEmbeddings, transposeB: false, into: b.dOutput,
+                           alpha: 1 / settings.targetScale, beta: 0)
+        }
         try denoiser.backward(dOutput: b.dOutput, nullRows: try ScatterPlan(indices: nullIndices, backend: backend))
     }
 

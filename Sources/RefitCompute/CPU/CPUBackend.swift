@@ -228,7 +228,11 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         floats(result)[0] = Float(acc)
     }
 
-    public func logSoftmaxRows(_ x: Tensor, into y: Tensor) {
+    public func logSoftmaxRows(_ x: Tensor, into y: Tensor) { softmaxRows(x, into: y, logarithm: true) }
+
+    public func softmaxRows(_ x: Tensor, into y: Tensor) { softmaxRows(x, into: y, logarithm: false) }
+
+    private func softmaxRows(_ x: Tensor, into y: Tensor, logarithm: Bool) {
         precondition(x.count == y.count)
         let xp = floats(x), yp = floats(y)
         let columns = x.columns
@@ -241,7 +245,10 @@ public final class CPUBackend: Backend, @unchecked Sendable {
             // (x − max) − log Σ, not x − (max + log Σ): the sum max + log Σ would round to the spacing of max
             // (4e-6 at 80), swamping log-probabilities near 0.
             let logTotal = Foundation.log(total)
-            for c in 0..<columns { yp[r * columns + c] = (row[c] - maximum) - logTotal }
+            for c in 0..<columns {
+                let logp = (row[c] - maximum) - logTotal
+                yp[r * columns + c] = logarithm ? logp : Foundation.exp(logp)
+            }
         }
     }
 

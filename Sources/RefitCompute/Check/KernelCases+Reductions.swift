@@ -21,7 +21,7 @@ extension KernelCases {
         CheckInputs.integers(count, in: -magnitude..<magnitude + 1, seed: seed).map(Float.init)
     }
 
-    static let reductions: [KernelCase] = sumRows + sumColumns + totals + logSoftmax
+    static let reductions: [KernelCase] = sumRows + sumColumns + totals + logSoftmax + softmax
 
     static let sumRows: [KernelCase] = reductionShapes.flatMap { rows, columns in
         let x = CheckInputs.uniform(rows * columns, seed: 31)
@@ -93,6 +93,29 @@ extension KernelCases {
             x += (0..<columns).map { $0 % 3 == 0 ? -.infinity : Float($0) / 10 }
             let t = try be.tensor(x, shape: [4, columns])
             return .init({ be.logSoftmaxRows(t, into: t) }, output: t)
+        },
+    ]
+
+    /// y = exp(log-softmax): exp turns log-softmax's absolute error into a relative one, plus exp's few ulp; entries of
+    /// rows dominated by one column are tiny and exact to their own scale. The extreme rows again, in place.
+    static let softmax: [KernelCase] = reductionShapes.flatMap { rows, columns in
+        [Float(1), 10, 80].map { scale in
+            KernelCase(.reduction, "softmax", "\(dims(rows, columns)), scale \(scale)",
+                       Tolerance(absolute: 1e-7, relative: 2 * (Tolerance.summationDrift(terms: columns) + 1e-6))) { be in
+                let x = try be.tensor(CheckInputs.uniform(rows * columns, seed: 39).map { $0 * scale }, shape: [rows, columns])
+                let y = try be.tensor(CheckInputs.nan(rows * columns), shape: [rows, columns])
+                return .init({ be.softmaxRows(x, into: y) }, output: y)
+            }
+        }
+    } + [
+        KernelCase(.reduction, "softmax", "4×33 extreme rows, in place", Tolerance(absolute: 1e-7, relative: 1e-5)) { be in
+            let columns = 33
+            var x = [Float](repeating: 3, count: columns)
+            x += (0..<columns).map { $0 == 17 ? 1e4 : 0 }
+            x += (0..<columns).map { $0 % 2 == 0 ? 80 : -80 }
+            x += (0..<columns).map { $0 % 3 == 0 ? -.infinity : Float($0) / 10 }
+            let t = try be.tensor(x, shape: [4, columns])
+            return .init({ be.softmaxRows(t, into: t) }, output: t)
         },
     ]
 

@@ -108,6 +108,8 @@ public protocol Backend: AnyObject, Sendable {
     func sumOfSquares(_ x: Tensor, into result: Tensor)
     /// Row-wise `y = x − logΣexp(x)`. (B, N). May alias.
     func logSoftmaxRows(_ x: Tensor, into y: Tensor)
+    /// Row-wise softmax, `y = exp(x − logΣexp(x))`. (B, N). May alias.
+    func softmaxRows(_ x: Tensor, into y: Tensor)
 
     // MARK: Random numbers
 

@@ -361,9 +361,13 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         ])
     }
 
-    public func logSoftmaxRows(_ x: Tensor, into y: Tensor) {
+    public func logSoftmaxRows(_ x: Tensor, into y: Tensor) { softmaxRows(x, into: y, logarithm: true) }
+
+    public func softmaxRows(_ x: Tensor, into y: Tensor) { softmaxRows(x, into: y, logarithm: false) }
+
+    private func softmaxRows(_ x: Tensor, into y: Tensor, logarithm: Bool) {
         precondition(x.count == y.count)
-        launchRows("log_softmax_rows", rows: x.rows, columns: x.columns, [.buffer(x), .buffer(y), .int(Int32(x.columns))])
+        launchRows("log_softmax_rows", rows: x.rows, columns: x.columns, [.buffer(x), .buffer(y), .int(Int32(x.columns)), .int(logarithm ? 0 : 1)])
     }
 
     // MARK: Random numbers
