@@ -95,9 +95,9 @@ struct FinetuneOptions: ParsableArguments {
 struct RecipeOptions: ParsableArguments {
     @Option(help: "DiffRec runs: the recipe the other flags override (default: ease-score for finetune, design for ablate). ease-score is the best design measured on ML-1M (pathwise, collab-score reward from an EASE teacher, anchored); design is the method as first specified (REINFORCE, collab-loglik, user-knn); ease-lift is the design before ease-score; demo is what refit demo runs. `refit presets` lists every value each one sets. A flag's default below is the same in every recipe unless it names them.")
     var preset: FinetunePreset?
-    @Option(help: "Gradient estimator: reinforce (G stochastic rollouts per user) or pathwise (backpropagate a differentiable reward through the chain, its noise held fixed) (ease-score: pathwise; design: reinforce).")
+    @Option(help: "Gradient estimator: reinforce (G stochastic rollouts per user) or pathwise (backpropagate a differentiable reward through the chain, its noise held fixed) (ease-score and DreamRec runs: pathwise; design: reinforce).")
     var estimator: EstimatorKind?
-    @Option(parsing: .unconditional, help: "Fine-tuning epochs (ease-score: 8; design: 5).")
+    @Option(parsing: .unconditional, help: "Fine-tuning epochs (ease-score: 8; design: 5; DreamRec runs 4).")
     var epochs: Int?
     @Option(parsing: .unconditional, help: "Share of training users per epoch, in (0, 1] (ease-score: 0.5; design: 1).")
     var userFraction: Double?
@@ -105,7 +105,7 @@ struct RecipeOptions: ParsableArguments {
     var usersPerBatch: Int?
     @Option(help: "DiffRec runs: layers fine-tuning updates, all, or only the output layer, keeping the pre-trained features (default: all).")
     var trainLayers: TrainedLayers?
-    @Option(name: .customLong("lr"), parsing: .unconditional, help: "Learning rate of AdamW (ease-score: 1e-4; design: 1e-5; DreamRec runs 3e-5).")
+    @Option(name: .customLong("lr"), parsing: .unconditional, help: "Learning rate of AdamW (ease-score: 1e-4; design: 1e-5; DreamRec runs 1e-4).")
     var learningRate: Float?
     @Option(parsing: .unconditional, help: "Gradient-norm clip (default: 1).")
     var maxGradNorm: Float?
@@ -251,9 +251,9 @@ struct ReinforceOptions: ParsableArguments {
 
 /// The pathwise estimator's truncation and its anchor to the pre-trained model.
 struct PathwiseOptions: ParsableArguments {
-    @Option(parsing: .unconditional, help: "Reverse steps the gradient flows through, counted from the last; 0 is all (ease-score: 1; design: 0).")
+    @Option(parsing: .unconditional, help: "Reverse steps the gradient flows through, counted from the last; 0 is all (ease-score: 1; design and DreamRec runs: 0).")
     var pathwiseSteps: Int?
-    @Option(parsing: .unconditional, help: "β of the anchor β·½‖x₀ − x₀_ref‖² to the pre-trained model's output; 0 is none (ease-score: 1; design: 0).")
+    @Option(parsing: .unconditional, help: "β of the anchor β·½‖x₀ − x₀_ref‖² to the pre-trained model's output; 0 is none (ease-score: 1; design and DreamRec runs: 0).")
     var anchor: Float?
     @Flag(inversion: .prefixedNo, help: "Anchor only the items outside each user's training row, the ones a ranking sees (default: off).")
     var anchorUnseenOnly: Bool?
@@ -304,10 +304,11 @@ struct FinetuneCommand: ParsableCommand {
         commandName: "finetune",
         abstract: "Fine-tune a pre-trained DiffRec or DreamRec run with ReFiT (policy gradients on the denoising chain).",
         discussion: """
-        Examples: a DiffRec run with the default recipe (ease-score, the best measured on ML-1M); the REINFORCE method as first specified; a DreamRec run (REINFORCE, seq-loglik):
+        Examples: a DiffRec run with the default recipe (ease-score, the best measured on ML-1M); the REINFORCE method as first specified; a DreamRec run (pathwise through every sampler step, seq-loglik) and the same by REINFORCE:
           refit finetune --from runs/ml1m --out runs/ml1m-refit
           refit finetune --from runs/ml1m --preset design --reward collab-ndcg
-          refit finetune --from runs/dream --epochs 10
+          refit finetune --from runs/dream
+          refit finetune --from runs/dream --estimator reinforce --lr 3e-5 --epochs 10
         ease-score's EASE teacher needs at most 20,000 items; above that, pass --neighbors user-knn or --preset design.
         Each epoch prints the reward (mean ± std), the loss, the estimator's own measures (REINFORCE: approximate KL, and the clip fraction under PPO; pathwise: the anchor distance), the time and the validation scores; the best validation NDCG@20 epoch is kept. The final table compares the pre-trained and fine-tuned models on validation and test under the identical protocol, beside popularity.
         """)

@@ -200,7 +200,7 @@ struct DreamRecOptions: ParsableArguments {
     var nullProbability: Double?
     @Option(parsing: .unconditional, help: "Linear layers of the denoiser, 1 (Linear 3d→d) or 2 (3d→2d→d with GELU) (default: 2).")
     var denoiserDepth: Int?
-    @Option(help: ArgumentHelp("What the denoiser learns x̂₀ by: mse (DreamRec's: x̂₀ ≈ the target's embedding) or ce (DiffuRec's: softmax cross-entropy of x̂₀·Eᵀ over all items) (default: mse).", valueName: "loss"))
+    @Option(help: ArgumentHelp("What the denoiser learns x̂₀ by: ce (softmax cross-entropy of x̂₀·Eᵀ over all items, as DiffuRec; the chain goes on from the posterior mean of its predicted distribution) or mse (DreamRec's: x̂₀ ≈ the target's embedding) (default: ce).", valueName: "loss"))
     var loss: DenoiserLoss?
     @Option(parsing: .unconditional, help: "First beta of the schedule (default: 0.0001; exp: b_min, e.g. 0.1).")
     var betaStart: Double?
