@@ -21,7 +21,7 @@ import RefitCompute
         #expect(results.allSatisfy { $0["passed"] as? Bool == true })
         // Every kernel operation, then the whole-model checks (every model of ModelChecks, one row each).
         let kernels = results.filter { $0["group"] as? String == "kernel" }, models = results.filter { $0["group"] as? String == "model" }
-        #expect(kernels.count + models.count == results.count && models.count >= 6, "\(models.count) model rows")
+        #expect(kernels.count + models.count == results.count && models.count >= 7, "\(models.count) model rows")
         let names = Set(kernels.compactMap { $0["name"] as? String })
         #expect(names == Set(KernelCases.all.map(\.name)), "missing: \(Set(KernelCases.all.map(\.name)).subtracting(names).sorted())")
         let families = Set(KernelCases.all.filter { names.contains($0.name) }.map(\.family))

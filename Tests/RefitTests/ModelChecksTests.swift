@@ -23,7 +23,7 @@ import RefitCompute
             let started = Date()
             let rows = try ModelChecks.run(device: device, reference: CPUBackend(), quick: quick)
             print("model checks, quick \(quick): \(String(format: "%.2f", Date().timeIntervalSince(started))) s\n" + Self.describe(rows))
-            #expect(rows.count == 6 && rows.allSatisfy { $0.group == "model" })
+            #expect(rows.count == 7 && rows.allSatisfy { $0.group == "model" })
             let failed = rows.filter { !$0.passed }
             #expect(failed.isEmpty, "\(Self.describe(failed))")
             // Every tensor of a check has a name in the row, and the Philox streams agree bit for bit.
@@ -55,9 +55,14 @@ import RefitCompute
                                                          items: data.interactions.itemCount).denoiser.parameters)
         let sasrec = try ModelChecks.named(SequentialModel(backend: backend, settings: ModelChecks.sequentialSettings(.sasrec, seed: seed, data: data),
                                                            items: data.sequences.itemIDs.count).encoder.parameters)
+        var dreamSettings = ModelChecks.sequentialSettings(.dreamrec, seed: seed, data: data)
+        dreamSettings.denoiserLoss = .ce
+        let dreamrec = try ModelChecks.named(SequentialModel(backend: backend, settings: dreamSettings,
+                                                             items: data.sequences.itemIDs.count).denoiser!.parameters)
         var compared = 0
         for check in ModelChecks.checks(data, quick: true) {
-            let start = check.name.hasPrefix("SASRec") ? sasrec : check.name.contains("DiffRec") ? diffrec : nil
+            let start = check.name.hasPrefix("SASRec") ? sasrec : check.name.contains("DiffRec") ? diffrec
+                : check.name.contains("update (DreamRec") ? dreamrec : nil
             guard let start else { continue }
             let moved = ModelChecks.compareAll(try check.body(backend, seed), start, name: check.name, tolerance: check.tolerance,
                                                exceptions: check.exceptions)
@@ -66,6 +71,6 @@ import RefitCompute
             }
             compared += 1
         }
-        #expect(compared == 4)
+        #expect(compared == 5)
     }
 }

@@ -13,7 +13,7 @@ import RefitCompute
 /// Tolerances, measured on PoCL 3.1 against the CPU reference (the largest |Δ| of any weight, full run):
 /// - Philox streams: exact (they are integer arithmetic; a single different bit fails).
 /// - Weights after training or an update, `1e-5 + 1e-4·|w|`: the drift was 9e-8 after 9 DiffRec steps, 1.5e-8 after one
-///   pathwise or REINFORCE update, 1.2e-7 after 10 SASRec steps — a few ulps of weights below 1, at most 1/100 of the
+///   pathwise or REINFORCE update (6e-8 for DreamRec's, through 5 softmax posterior steps), 1.2e-7 after 10 SASRec steps — a few ulps of weights below 1, at most 1/100 of the
 ///   tolerance. Every check's learning rate is 1e-3 and AdamW's first steps move each weight by about that much, so
 ///   an update that is wrong by 1% of its size fails.
 /// - SASRec's attention key biases, `2·lr·steps`: adding b to every key adds q·b to each of a query's scores, which
@@ -81,6 +81,9 @@ public enum ModelChecks {
             },
             Check(name: "DreamRec guided sampling, \(samplingSteps) steps", tolerance: Tolerance(absolute: 1e-4, relative: 1e-3)) {
                 backend, seed in try dreamrecSampling(backend, seed: seed, data: data, samplingSteps: samplingSteps)
+            },
+            Check(name: "ReFiT pathwise update (DreamRec, cross-entropy)", tolerance: weights) { backend, seed in
+                try dreamrecFinetune(backend, seed: seed, data: data)
             },
         ]
     }
@@ -192,6 +195,20 @@ public enum ModelChecks {
         let x0 = try backend.readFloats(try model.sample(conditions: h, seed: seed, offset: 0, trajectory: nil))
         let scores = try backend.readFloats(try model.scores(histories: histories, seed: seed))
         return [("x̂₀", x0), ("scores", scores)]
+    }
+
+    /// One pathwise ReFiT update (the default DreamRec recipe, seq-loglik) of a cross-entropy DreamRec through its 5-step
+    /// sampler — the posterior-mean chain and its softmax's backward — for 16 training examples: the denoiser after it.
+    static func dreamrecFinetune(_ backend: any Backend, seed: UInt64, data: TinyData) throws -> [(name: String, values: [Float])] {
+        var s = sequentialSettings(.dreamrec, seed: seed, data: data)
+        (s.samplingSteps, s.denoiserLoss) = (5, .ce)
+        let model = try SequentialModel(backend: backend, settings: s, items: data.sequences.itemIDs.count)
+        var settings = FinetuneSettings.sequential
+        settings.optimizer.learningRate = sequentialLearningRate
+        let reward = NextItemReward(spec: settings.reward, model: model, dataset: data.sequences)
+        let policy = try DreamRecPolicy(model: model, reference: nil, reward: reward, dataset: data.sequences, exploration: Exploration(), seed: seed)
+        _ = try PathwiseEstimator(policy: policy, settings: settings).update(Array(data.sequences.trainingExamples.prefix(16)), number: 0)
+        return try named(model.denoiser!.parameters)
     }
 
     // MARK: Comparing
