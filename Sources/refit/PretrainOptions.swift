@@ -204,7 +204,7 @@ struct DreamRecOptions: ParsableArguments {
     var loss: DenoiserLoss?
     @Option(parsing: .unconditional, help: "First beta of the schedule (default: 0.0001; exp: b_min, e.g. 0.1).")
     var betaStart: Double?
-    @Option(parsing: .unconditional, help: "Last beta of the schedule (default: 0.02; exp: b_max, e.g. 10).")
+    @Option(parsing: .unconditional, help: "Last beta of the schedule (default: 0.1; DreamRec's paper: 0.02; exp: b_max, e.g. 10).")
     var betaEnd: Double?
     @Option(parsing: .unconditional, help: "Sample with N strided DDIM steps (η = 1) instead of all T ancestral ones (default: 50 in the sequential presets).")
     var samplingSteps: Int?
