@@ -36,15 +36,12 @@ public final class DreamRecPolicy: DenoisingPolicy {
         }
     }
 
-    /// The pathwise chain's: its state, conditions, per-row coefficients and noise, and ∂L/∂x through a step.
+    /// The pathwise chain's: its state, conditions and ∂L/∂x through a step (the rest is the model's sampling buffers).
     final class ChainBuffers {
-        let state, conditions, noise, dx, a, b, ones: Tensor
-        let timesteps: Tensor
+        let state, conditions, dx, timesteps: Tensor
         init(_ backend: any Backend, n: Int, d: Int) throws {
-            func t(_ shape: [Int]) throws -> Tensor { try backend.makeTensor(shape, .float32) }
-            state = try t([n, d]); conditions = try t([n, d]); noise = try t([n, d]); dx = try t([n, d])
-            a = try t([n]); b = try t([n]); ones = try backend.tensor([Float](repeating: 1, count: n), shape: [n])
-            timesteps = try backend.makeTensor([2 * n], .int32)
+            state = try backend.makeTensor([n, d], .float32); conditions = try backend.makeTensor([n, d], .float32)
+            dx = try backend.makeTensor([n, d], .float32); timesteps = try backend.makeTensor([2 * n], .int32)
         }
     }
     private var chainBuffers: [Int: ChainBuffers] = [:]
@@ -72,7 +69,8 @@ public final class DreamRecPolicy: DenoisingPolicy {
         return current
     }
 
-    public func rollout(_ examples: [Example], rollouts g: Int, trained: [Int], update: Int) throws -> [Double] {
+    /// Each example's history, next item and last history item, repeated `g` times: the rows of a batch.
+    func rows(_ examples: [Example], repeated g: Int) -> (histories: [Int32], targets: [Int32], lastItems: [Int32]) {
         let l = model.settings.historyLength
         var histories: [Int32] = [], targets: [Int32] = [], lastItems: [Int32] = []
         for e in examples {
@@ -83,6 +81,11 @@ public final class DreamRecPolicy: DenoisingPolicy {
                 lastItems.append(history[l - 1])
             }
         }
+        return (histories, targets, lastItems)
+    }
+
+    public func rollout(_ examples: [Example], rollouts g: Int, trained: [Int], update: Int) throws -> [Double] {
+        let (histories, targets, lastItems) = rows(examples, repeated: g)
         let n = targets.count
         let b = try buffers.reused(n) { try Buffers(backend, n: n, d: model.settings.hiddenSize, steps: model.sampler.count) }
         let h = try model.encoder.forward(histories: histories, training: false)
@@ -149,27 +152,20 @@ extension DreamRecPolicy: PathwisePolicy {
     }
 
     public func deterministicStart(_ examples: [Example], update: Int) throws -> Tensor {
-        let l = model.settings.historyLength, n = examples.count
-        var histories: [Int32] = [], targets: [Int32] = [], lastItems: [Int32] = []
-        for e in examples {
-            let history = dataset.history(user: Int(e.user), before: Int(e.position), length: l)
-            histories += history
-            targets.append(dataset.sequences[Int(e.user)][Int(e.position)])
-            lastItems.append(history[l - 1])
-        }
+        let (histories, targets, lastItems) = rows(examples, repeated: 1), n = examples.count
         let c = try chainBuffers.reused(n) { try ChainBuffers(backend, n: n, d: dimensions) }
         backend.copy(try model.encoder.forward(histories: histories, training: false), to: c.conditions)
         let table = try model.denoiser!.stepTable(steps: model.settings.steps)
         let referenceTable = try reference?.denoiser!.stepTable(steps: model.settings.steps)
         chain = (c, targets, lastItems, update, table, referenceTable)
-        backend.fillNormal(c.state, seed: seed ^ 0x5041_5448, offset: noiseOffset(update: update, step: 0, rows: n))
+        backend.fillNormal(c.state, seed: chainSeed, offset: noiseOffset(update: update, rows: n))
         return c.state
     }
 
-    /// Where x_T (step 0) and sampler step k's z (step k + 1) start in the Philox stream.
-    func noiseOffset(update: Int, step: Int, rows: Int) -> UInt64 {
-        (UInt64(update) * UInt64(model.sampler.count + 1) + UInt64(step)) * UInt64(rows * dimensions)
-    }
+    var chainSeed: UInt64 { seed ^ 0x5041_5448 }
+
+    /// Where an update's x_T starts in the Philox stream; `SequentialModel.samplerStep` draws step k's z after it.
+    func noiseOffset(update: Int, rows: Int) -> UInt64 { UInt64(update) * UInt64(model.sampler.count + 1) * UInt64(rows * dimensions) }
 
     public func reverseStep(_ i: Int, state: Tensor, frozen: Bool) throws {
         let p = currentChain, c = p.buffers, n = state.rows, sampler = model.sampler, k = sampler.count - 1 - i
@@ -178,15 +174,8 @@ extension DreamRecPolicy: PathwisePolicy {
         }
         let s = try chainModel.samplingBuffers(n)
         chainModel.pairedConditions(c.conditions, buffers: s)
-        try chainModel.guidedPrediction(state, step: sampler.timesteps[k], buffers: s, table: table, timesteps: nil)
-        backend.fill(c.a, with: sampler.x0Coefficients[k])
-        backend.fill(c.b, with: sampler.xtCoefficients[k])
-        backend.combineRows(s.x0, scaledBy: c.a, state, scaledBy: c.b, into: state)
-        if sampler.standardDeviations[k] > 0 {
-            backend.fillNormal(c.noise, seed: seed ^ 0x5041_5448, offset: noiseOffset(update: p.update, step: k + 1, rows: n))
-            backend.fill(c.a, with: sampler.standardDeviations[k])
-            backend.combineRows(state, scaledBy: c.ones, c.noise, scaledBy: c.a, into: state)
-        }
+        try chainModel.samplerStep(k, from: state, into: state, buffers: s, table: table, seed: chainSeed,
+                                   offset: noiseOffset(update: p.update, rows: n))
     }
 
     /// x_s = a·x̂₀(x_t) + b·x_t + σz: the parameters get the guided backward of a·g, and ∂L/∂x_t = a·J_x̂₀ᵀg + b·g.
@@ -198,8 +187,8 @@ extension DreamRecPolicy: PathwisePolicy {
         try model.guidedPrediction(xt, step: sampler.timesteps[k], buffers: s, table: nil, timesteps: c.timesteps)
         try model.guidedBackward(gradient, scale: sampler.x0Coefficients[k], buffers: s, dInput: propagate ? c.dx : nil)
         if propagate {
-            backend.fill(c.b, with: sampler.xtCoefficients[k])
-            backend.combineRows(gradient, scaledBy: c.b, c.dx, scaledBy: c.ones, into: gradient)
+            backend.fill(s.b, with: sampler.xtCoefficients[k])
+            backend.combineRows(gradient, scaledBy: s.b, c.dx, scaledBy: s.ones, into: gradient)
         }
     }
 

@@ -88,7 +88,7 @@ public final class SequentialModel: @unchecked Sendable {
         let nullHalf: ScatterPlan
         /// Cross-entropy models' posterior step: p = softmax of the guided query's scores, its backward's work (n × items),
         /// and whether the last `guidedPrediction` replaced the query by the posterior mean (every step but the last).
-        let posterior: (probabilities: Tensor, dProbabilities: Tensor, rowSums: Tensor, ones: Tensor, dQuery: Tensor)?
+        let posterior: (probabilities: Tensor, dProbabilities: Tensor, rowSums: Tensor, dQuery: Tensor)?
         var converted = false
         let n: Int
         init(_ backend: any Backend, n: Int, d: Int, guidance: Float, posteriorItems: Int?) throws {
@@ -113,7 +113,7 @@ public final class SequentialModel: @unchecked Sendable {
             dPairedInput = try t([2 * n, d]); dSecondHalf = try t([n, d])
             nullHalf = try ScatterPlan(indices: rows.map { _ in -1 } + rows.map { _ in 0 }, backend: backend)
             posterior = try posteriorItems.map { items in
-                (try t([n, items]), try t([n, items]), try t([n]), try backend.tensor([Float](repeating: 1, count: n), shape: [n]), try t([n, d]))
+                (try t([n, items]), try t([n, items]), try t([n]), try t([n, d]))
             }
         }
     }
@@ -175,7 +175,7 @@ public final class SequentialModel: @unchecked Sendable {
             backend.multiply(p.probabilities, p.dProbabilities, into: p.dProbabilities)
             backend.sumRows(p.dProbabilities, into: p.rowSums)
             backend.scale(p.rowSums, by: -1)
-            backend.combineRows(p.dProbabilities, scaledBy: p.ones, p.probabilities, scaledBy: p.rowSums, into: p.dProbabilities)
+            backend.combineRows(p.dProbabilities, scaledBy: s.ones, p.probabilities, scaledBy: p.rowSums, into: p.dProbabilities)
             backend.matmul(p.dProbabilities, transposeA: false, e, transposeB: false, into: p.dQuery, alpha: scoreScale, beta: 0)
             g = p.dQuery
         }
@@ -196,27 +196,32 @@ public final class SequentialModel: @unchecked Sendable {
     /// Returns the final x̂₀ (n, d) in a reused buffer.
     func sample(conditions h: Tensor, seed: UInt64, offset: UInt64, trajectory: [Tensor]?) throws -> Tensor {
         guard let denoiser else { preconditionFailure("sampling needs a DreamRec model") }
-        let n = h.rows, d = settings.hiddenSize
-        let s = try samplingBuffers(n)
+        let s = try samplingBuffers(h.rows)
         pairedConditions(h, buffers: s)
         let table = try denoiser.stepTable(steps: settings.steps)
-        let perStep = UInt64(n * d)
         var x = trajectory?[0] ?? s.x
         backend.fillNormal(x, seed: seed, offset: offset)
-        for (k, t) in sampler.timesteps.enumerated() {
-            try guidedPrediction(x, step: t, buffers: s, table: table, timesteps: nil)
+        for k in sampler.timesteps.indices {
             let next = trajectory?[k + 1] ?? s.x
-            backend.fill(s.a, with: sampler.x0Coefficients[k])
-            backend.fill(s.b, with: sampler.xtCoefficients[k])
-            backend.combineRows(s.x0, scaledBy: s.a, x, scaledBy: s.b, into: next)
-            if sampler.standardDeviations[k] > 0 {
-                backend.fillNormal(s.noise, seed: seed, offset: offset + UInt64(k + 1) * perStep)
-                backend.fill(s.sigma, with: sampler.standardDeviations[k])
-                backend.combineRows(next, scaledBy: s.ones, s.noise, scaledBy: s.sigma, into: next)
-            }
+            try samplerStep(k, from: x, into: next, buffers: s, table: table, seed: seed, offset: offset)
             x = next
         }
         backend.copy(x, to: s.x0)
         return s.x0
+    }
+
+    /// Sampler step k from x into `next` (which may be x), with the conditions already in `s` (`pairedConditions`):
+    /// `a·x̂₀ + b·x`, plus `σ·z` with z from the Philox stream (seed, offset + (k+1)·n·d), the stream `sample` draws from.
+    func samplerStep(_ k: Int, from x: Tensor, into next: Tensor, buffers s: SamplingBuffers, table: Tensor, seed: UInt64,
+                     offset: UInt64) throws {
+        try guidedPrediction(x, step: sampler.timesteps[k], buffers: s, table: table, timesteps: nil)
+        backend.fill(s.a, with: sampler.x0Coefficients[k])
+        backend.fill(s.b, with: sampler.xtCoefficients[k])
+        backend.combineRows(s.x0, scaledBy: s.a, x, scaledBy: s.b, into: next)
+        if sampler.standardDeviations[k] > 0 {
+            backend.fillNormal(s.noise, seed: seed, offset: offset + UInt64(k + 1) * UInt64(s.n * settings.hiddenSize))
+            backend.fill(s.sigma, with: sampler.standardDeviations[k])
+            backend.combineRows(next, scaledBy: s.ones, s.noise, scaledBy: s.sigma, into: next)
+        }
     }
 }
