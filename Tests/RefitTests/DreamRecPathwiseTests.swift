@@ -60,17 +60,6 @@ import RefitCompute
         #expect(anchor == 0 || distance > 1e-4, "the reference must differ for the anchor's check to mean much")
 
         let parameters = model.denoiser!.parameters
-        var values = try backend.readFloats(parameters.values)
-        var checked = 0
-        for entry in parameters.entries {
-            for index in [entry.offset, entry.offset + entry.count / 2, entry.offset + entry.count - 1] {
-                let numeric = try centralDifference(of: objective, at: index, in: &values, parameters: parameters)
-                let analytic = Double(gradients[index])
-                if abs(numeric) > 1e-3 { checked += 1 }
-                #expect(abs(numeric - analytic) <= 0.05 * max(abs(numeric), abs(analytic)) + 2e-4,
-                        "\(entry.name)[\(index - entry.offset)]: finite difference \(numeric) vs gradient \(analytic)")
-            }
-        }
-        #expect(checked >= 8, "too few entries with a measurable gradient: the check would prove little")
+        try expectGradients(gradients, ofObjective: objective, parameters: parameters, measurable: 8, names: parameters.entries.map(\.name))
     }
 }

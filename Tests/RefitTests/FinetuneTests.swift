@@ -290,19 +290,8 @@ import RefitCompute
             } else {
                 #expect(focusMask.contains(0) && focusMask.contains(1), "the focus must leave some items out for the check to mean much")
             }
-            var values = try backend.readFloats(parameters.values)
-            var checked = 0
-            for name in ["out_layers.0.weight", "out_layers.0.bias", "in_layers.0.weight", "in_layers.0.bias", "emb_layer.weight"] {
-                let entry = parameters.entries.first { $0.name == name }!
-                for index in [entry.offset, entry.offset + entry.count / 2, entry.offset + entry.count - 1] {
-                    let numeric = try centralDifference(of: objective, at: index, in: &values, parameters: parameters)
-                    let analytic = Double(gradients[index])
-                    if abs(numeric) > 1e-3 { checked += 1 }
-                    #expect(abs(numeric - analytic) <= 0.05 * max(abs(numeric), abs(analytic)) + 2e-4,
-                            "\(name)[\(index - entry.offset)]: finite difference \(numeric) vs gradient \(analytic)")
-                }
-            }
-            #expect(checked >= 5, "too few entries with a measurable gradient: the check would prove little")
+            try expectGradients(gradients, ofObjective: objective, parameters: parameters, measurable: 5,
+                                names: ["out_layers.0.weight", "out_layers.0.bias", "in_layers.0.weight", "in_layers.0.bias", "emb_layer.weight"])
         }
     }
 
@@ -488,6 +477,26 @@ import RefitCompute
             #expect(report.contains("What changed for users") && report.contains("<td>popularity</td>"))
         }
     }
+}
+
+/// `gradients` (the host copy of `parameters`' gradient) against central differences of `objective` at the first,
+/// middle and last entry of each named parameter, within 5% + 2e-4; at least `measurable` of them above 1e-3, or the
+/// check would prove little.
+func expectGradients(_ gradients: [Float], ofObjective objective: () throws -> Double, parameters: ParameterStore, measurable: Int,
+                     names: [String], sourceLocation: SourceLocation = #_sourceLocation) throws {
+    var values = try parameters.backend.readFloats(parameters.values)
+    var checked = 0
+    for name in names {
+        let entry = parameters.entries.first { $0.name == name }!
+        for index in [entry.offset, entry.offset + entry.count / 2, entry.offset + entry.count - 1] {
+            let numeric = try centralDifference(of: objective, at: index, in: &values, parameters: parameters)
+            let analytic = Double(gradients[index])
+            if abs(numeric) > 1e-3 { checked += 1 }
+            #expect(abs(numeric - analytic) <= 0.05 * max(abs(numeric), abs(analytic)) + 2e-4,
+                    "\(name)[\(index - entry.offset)]: finite difference \(numeric) vs gradient \(analytic)", sourceLocation: sourceLocation)
+        }
+    }
+    #expect(checked >= measurable, "too few entries with a measurable gradient: the check would prove little", sourceLocation: sourceLocation)
 }
 
 /// (f(θ + h·e_i) − f(θ − h·e_i)) / 2h for parameter entry i, with h = 1e-2; `values` (the host copy of the

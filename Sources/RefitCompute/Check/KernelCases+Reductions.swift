@@ -75,49 +75,40 @@ extension KernelCases {
     /// the last subtraction round at 2ε of |y| (doubled, as for the sums). Scales up to ±80: exp(80) overflows nothing
     /// only if the maximum is subtracted first. Then extreme rows, in place: all equal, one huge entry, ±80
     /// alternating, and −∞ entries (masked logits).
-    static let logSoftmax: [KernelCase] = reductionShapes.flatMap { rows, columns in
-        [Float(1), 10, 80].map { scale in
-            KernelCase(.reduction, "log-softmax", "\(dims(rows, columns)), scale \(scale)",
-                       Tolerance(absolute: 2 * (Tolerance.summationDrift(terms: columns) + 1e-6), relative: 4.8e-7)) { be in
-                let x = try be.tensor(CheckInputs.uniform(rows * columns, seed: 38).map { $0 * scale }, shape: [rows, columns])
-                let y = try be.tensor(CheckInputs.nan(rows * columns), shape: [rows, columns])
-                return .init({ be.logSoftmaxRows(x, into: y) }, output: y)
-            }
-        }
-    } + [
-        KernelCase(.reduction, "log-softmax", "4×33 extreme rows, in place", Tolerance(absolute: 1e-5, relative: 1e-6)) { be in
-            let columns = 33
-            var x = [Float](repeating: 3, count: columns)
-            x += (0..<columns).map { $0 == 17 ? 1e4 : 0 }
-            x += (0..<columns).map { $0 % 2 == 0 ? 80 : -80 }
-            x += (0..<columns).map { $0 % 3 == 0 ? -.infinity : Float($0) / 10 }
-            let t = try be.tensor(x, shape: [4, columns])
-            return .init({ be.logSoftmaxRows(t, into: t) }, output: t)
-        },
-    ]
+    static let logSoftmax = rowSoftmaxCases("log-softmax", seed: 38, extremeTolerance: Tolerance(absolute: 1e-5, relative: 1e-6),
+                                            tolerance: { Tolerance(absolute: 2 * (Tolerance.summationDrift(terms: $0) + 1e-6), relative: 4.8e-7) },
+                                            { be, x, y in be.logSoftmaxRows(x, into: y) })
 
     /// y = exp(log-softmax): exp turns log-softmax's absolute error into a relative one, plus exp's few ulp; entries of
     /// rows dominated by one column are tiny and exact to their own scale. The extreme rows again, in place.
-    static let softmax: [KernelCase] = reductionShapes.flatMap { rows, columns in
-        [Float(1), 10, 80].map { scale in
-            KernelCase(.reduction, "softmax", "\(dims(rows, columns)), scale \(scale)",
-                       Tolerance(absolute: 1e-7, relative: 2 * (Tolerance.summationDrift(terms: columns) + 1e-6))) { be in
-                let x = try be.tensor(CheckInputs.uniform(rows * columns, seed: 39).map { $0 * scale }, shape: [rows, columns])
-                let y = try be.tensor(CheckInputs.nan(rows * columns), shape: [rows, columns])
-                return .init({ be.softmaxRows(x, into: y) }, output: y)
+    static let softmax = rowSoftmaxCases("softmax", seed: 39, extremeTolerance: Tolerance(absolute: 1e-7, relative: 1e-5),
+                                         tolerance: { Tolerance(absolute: 1e-7, relative: 2 * (Tolerance.summationDrift(terms: $0) + 1e-6)) },
+                                         { be, x, y in be.softmaxRows(x, into: y) })
+
+    /// The cases of one row-wise softmax operation `run(backend, x, y)`: every reduction shape at scales 1, 10 and 80
+    /// (tolerance per column count), then the 4×33 extreme rows in place.
+    static func rowSoftmaxCases(_ name: String, seed: UInt64, extremeTolerance: Tolerance, tolerance: @escaping @Sendable (Int) -> Tolerance,
+                                _ run: @escaping @Sendable (any Backend, Tensor, Tensor) -> Void) -> [KernelCase] {
+        reductionShapes.flatMap { rows, columns in
+            [Float(1), 10, 80].map { scale in
+                KernelCase(.reduction, name, "\(dims(rows, columns)), scale \(scale)", tolerance(columns)) { be in
+                    let x = try be.tensor(CheckInputs.uniform(rows * columns, seed: seed).map { $0 * scale }, shape: [rows, columns])
+                    let y = try be.tensor(CheckInputs.nan(rows * columns), shape: [rows, columns])
+                    return .init({ run(be, x, y) }, output: y)
+                }
             }
-        }
-    } + [
-        KernelCase(.reduction, "softmax", "4×33 extreme rows, in place", Tolerance(absolute: 1e-7, relative: 1e-5)) { be in
-            let columns = 33
-            var x = [Float](repeating: 3, count: columns)
-            x += (0..<columns).map { $0 == 17 ? 1e4 : 0 }
-            x += (0..<columns).map { $0 % 2 == 0 ? 80 : -80 }
-            x += (0..<columns).map { $0 % 3 == 0 ? -.infinity : Float($0) / 10 }
-            let t = try be.tensor(x, shape: [4, columns])
-            return .init({ be.softmaxRows(t, into: t) }, output: t)
-        },
-    ]
+        } + [
+            KernelCase(.reduction, name, "4×33 extreme rows, in place", extremeTolerance) { be in
+                let columns = 33
+                var x = [Float](repeating: 3, count: columns)
+                x += (0..<columns).map { $0 == 17 ? 1e4 : 0 }
+                x += (0..<columns).map { $0 % 2 == 0 ? 80 : -80 }
+                x += (0..<columns).map { $0 % 3 == 0 ? -.infinity : Float($0) / 10 }
+                let t = try be.tensor(x, shape: [4, columns])
+                return .init({ run(be, t, t) }, output: t)
+            },
+        ]
+    }
 
     // MARK: Random numbers
 
